@@ -1,0 +1,43 @@
+# The two commands a user needs: `make run` and `make test`. Each sets up what it needs.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+TSTAMP  := $(VENV)/.installed-test
+
+.PHONY: install install-test run test bench ingest clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Re-install only when pyproject.toml changed: a no-op `make install` takes well under a second.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(TSTAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP) $@
+
+install: $(STAMP)
+
+install-test: $(TSTAMP)
+
+ingest: install
+	$(BIN)/mlsd-bot ingest
+
+run: install
+	$(BIN)/mlsd-bot ingest
+	$(BIN)/python app.py
+
+test: install-test
+	bash scripts/test-deps.sh
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/retrieval.py
+	$(BIN)/python bench/interview.py
+
+clean:
+	rm -rf $(VENV) .mlsd

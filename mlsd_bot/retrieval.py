@@ -1,0 +1,105 @@
+"""Hybrid retrieval over the knowledge chunks: Chroma vector search fused with BM25.
+
+Dense MiniLM vectors catch paraphrases ("people you might know" ~ friend
+suggestions); BM25 catches rare exact terms (PSI, HNSW, focal loss) that a small
+embedding model blurs. bench/retrieval.py measures both against plain BM25.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from .knowledge import Chunk
+from .store import KnowledgeIndex
+
+DENSE_WEIGHT = 0.7  # chosen on bench/data/retrieval.jsonl; see README Performance
+CANDIDATES = 40
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset("a an and are as at be by can do for from how i in is it its of on or the to we what when which with would you your this that".split())
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased word tokens, stop words dropped, a crude plural fold."""
+    out = []
+    for w in _WORD.findall(text.lower()):
+        if w in _STOP:
+            continue
+        out.append(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
+    return out
+
+
+class BM25:
+    """Okapi BM25 (k1=1.2, b=0.75) over a fixed list of chunks."""
+
+    def __init__(self, chunks: list[Chunk], k1: float = 1.2, b: float = 0.75):
+        self.chunks, self.k1, self.b = chunks, k1, b
+        self.docs = [Counter(terms(c.text)) for c in chunks]
+        self.lengths = [sum(d.values()) for d in self.docs]
+        self.avg = sum(self.lengths) / max(len(self.docs), 1)
+        df = Counter(t for d in self.docs for t in d)
+        n = len(self.docs)
+        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+
+    def scores(self, query: str, allowed: list[int] | None = None) -> dict[int, float]:
+        q = [t for t in set(terms(query)) if t in self.idf]
+        out = {}
+        for i in allowed if allowed is not None else range(len(self.docs)):
+            d, norm = self.docs[i], self.k1 * (1 - self.b + self.b * self.lengths[i] / self.avg)
+            s = sum(self.idf[t] * d[t] * (self.k1 + 1) / (d[t] + norm) for t in q if t in d)
+            if s > 0:
+                out[i] = s
+        return out
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+
+    def to_json(self) -> dict:
+        c = self.chunk
+        return {"id": c.id, "source": c.source, "case": c.case, "phase": c.phase,
+                "score": round(self.score, 4), "text": c.text}
+
+
+def _where(case: str | None, phase: str | None) -> dict | None:
+    conds = [{"case": case}] if case else []
+    conds += [{"phase": phase}] if phase else []
+    return None if not conds else conds[0] if len(conds) == 1 else {"$and": conds}
+
+
+class Retriever:
+    """Search the index; holds the chunk list for BM25, loaded once."""
+
+    def __init__(self, index: KnowledgeIndex):
+        self.index = index
+        self.chunks = index.all_chunks()
+        self.by_id = {c.id: i for i, c in enumerate(self.chunks)}
+        self.bm25 = BM25(self.chunks)
+
+    def _allowed(self, case: str | None, phase: str | None) -> list[int]:
+        return [i for i, c in enumerate(self.chunks)
+                if (case is None or c.case == case) and (phase is None or c.phase == phase)]
+
+    def _dense(self, query: str, case: str | None, phase: str | None, n: int) -> dict[int, float]:
+        res = self.index.collection.query(query_texts=[query], n_results=n, where=_where(case, phase),
+                                          include=["distances"])
+        # Cosine distance -> similarity in [0, 1] for fusion.
+        return {self.by_id[i]: max(0.0, 1.0 - d) for i, d in zip(res["ids"][0], res["distances"][0])
+                if i in self.by_id}
+
+    def search(self, query: str, case: str | None = None, phase: str | None = None, k: int = 5,
+               dense_weight: float = DENSE_WEIGHT) -> list[Hit]:
+        allowed = self._allowed(case, phase)
+        if not allowed or not query.strip():
+            return []
+        dense = self._dense(query, case, phase, min(CANDIDATES, len(allowed))) if dense_weight > 0 else {}
+        sparse = self.bm25.scores(query, allowed) if dense_weight < 1 else {}
+        top = max(sparse.values(), default=0.0) or 1.0
+        fused = {i: dense_weight * dense.get(i, 0.0) + (1 - dense_weight) * sparse.get(i, 0.0) / top
+                 for i in set(dense) | set(sparse)}
+        best = sorted(fused.items(), key=lambda kv: (-kv[1], self.chunks[kv[0]].id))[:k]
+        return [Hit(self.chunks[i], s) for i, s in best]

@@ -1,0 +1,127 @@
+"""The vector store: a Chroma collection of knowledge chunks, local or on a server.
+
+Ingest is incremental: each chunk carries its note's content hash, so unchanged
+notes are not re-embedded and the chunks of deleted notes are removed. Every
+note is validated before the collection is touched, so a malformed note leaves
+the previous index exactly as it was.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlparse
+
+import chromadb
+from chromadb.config import Settings as ChromaSettings
+
+from .config import Settings
+from .embeddings import MiniLMEmbeddingFunction
+from .errors import ConfigError, IndexMissingError
+from .knowledge import Chunk, Note, chunk_note, load_notes
+
+COLLECTION = "mlsd_knowledge"
+_NO_TELEMETRY = ChromaSettings(anonymized_telemetry=False)
+
+
+def open_client(settings: Settings):
+    """A PersistentClient under the data dir, or an HttpClient when MLSD_CHROMA_URL is set."""
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"MLSD_CHROMA_URL must look like http://host:port, got {settings.chroma_url!r}")
+        return chromadb.HttpClient(host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https",
+                                   settings=_NO_TELEMETRY)
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.index_dir), settings=_NO_TELEMETRY)
+
+
+@dataclass
+class IngestReport:
+    added: list[str]
+    unchanged: list[str]
+    removed: list[str]
+    chunks: int
+
+    def summary(self) -> str:
+        return (f"ingest: {len(self.added)} note(s) embedded, {len(self.unchanged)} unchanged, "
+                f"{len(self.removed)} removed; {self.chunks} chunks in the index")
+
+
+class KnowledgeIndex:
+    """The collection plus the operations the product needs on it."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+        # Always pass our function: Chroma must never fall back to its default
+        # embedding function, which downloads a model.
+        self.collection = client.get_or_create_collection(COLLECTION, embedding_function=MiniLMEmbeddingFunction())
+
+    def is_empty(self) -> bool:
+        return self.collection.count() == 0
+
+    def _indexed_digests(self) -> dict[str, str]:
+        got = self.collection.get(include=["metadatas"])
+        return {m["source"]: m["digest"] for m in got["metadatas"]}
+
+    def ingest(self, notes: list[Note], progress: Callable[[str], None] | None = None) -> IngestReport:
+        indexed = self._indexed_digests()
+        current = {n.source for n in notes}
+        removed = sorted(set(indexed) - current)
+        for source in removed:
+            self.collection.delete(where={"source": source})
+        added, unchanged = [], []
+        for i, note in enumerate(notes, 1):
+            if indexed.get(note.source) == note.digest:
+                unchanged.append(note.source)
+                continue
+            self._replace(note)
+            added.append(note.source)
+            if progress:
+                progress(f"[{i}/{len(notes)}] embedded {note.source}")
+        return IngestReport(added, unchanged, removed, self.collection.count())
+
+    def _replace(self, note: Note) -> None:
+        chunks = chunk_note(note)
+        self.collection.delete(where={"source": note.source})
+        self.collection.add(
+            ids=[c.id for c in chunks],
+            documents=[c.text for c in chunks],
+            metadatas=[_metadata(c) for c in chunks],
+        )
+
+    def all_chunks(self) -> list[Chunk]:
+        got = self.collection.get(include=["documents", "metadatas"])
+        return [_chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+
+
+def _metadata(c: Chunk) -> dict:
+    # Chroma metadata cannot hold None: "" stands for "no case" (framework notes).
+    return {"source": c.source, "case": c.case or "", "phase": c.phase, "heading": c.heading, "digest": c.digest}
+
+
+def _chunk(cid: str, doc: str, m: dict) -> Chunk:
+    return Chunk(id=cid, source=m["source"], case=m["case"] or None, phase=m["phase"],
+                 heading=m["heading"], text=doc, digest=m["digest"])
+
+
+def _stderr_progress(line: str) -> None:
+    if sys.stderr.isatty():
+        print(line, file=sys.stderr, flush=True)
+
+
+def ingest(settings: Settings, progress: Callable[[str], None] | None = _stderr_progress) -> IngestReport:
+    """Validate every note first, then bring the index up to date."""
+    notes = load_notes(settings.knowledge_dir)
+    return KnowledgeIndex(open_client(settings)).ingest(notes, progress)
+
+
+def open_index(settings: Settings, build_if_missing: bool = True) -> KnowledgeIndex:
+    """The index, built first when it is missing (as the contract asks of every command)."""
+    index = KnowledgeIndex(open_client(settings))
+    if index.is_empty():
+        if not build_if_missing:
+            raise IndexMissingError()
+        index.ingest(load_notes(settings.knowledge_dir), _stderr_progress)
+    return index
