@@ -106,6 +106,101 @@ def cmd_search(args, settings: Settings) -> None:
                 print(f"{h['score']:.3f}  {h['id']}\n       {h['text'][:160]!r}")
 
 
+def cmd_detect(args, settings: Settings) -> None:
+    from .embeddings import get_encoder
+    from .signals import SignalDetector
+
+    if (args.text is None) == (args.file is None):
+        raise BadInputError("give a TEXT or --file M.jsonl (exactly one)")
+    _check_phase(args.phase)
+    items = list(read_jsonl(args.file, "text")) if args.file else [{"text": args.text}]
+    for item in items:
+        _check_phase(item.get("phase"))
+    detector = SignalDetector(get_encoder())
+    for item in items:
+        signals = detector.detect(item["text"]).signals
+        if args.file:
+            _emit({"text": item["text"], "signals": signals})
+        elif args.json:
+            _emit({"signals": signals})
+        else:
+            print(" ".join(signals) or "(no signal)")
+
+
+class SimClock:
+    """Replay time: each candidate message takes `step` seconds, as in a real round."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def cmd_replay(args, settings: Settings) -> None:
+    from .interview import Interview, build_deps
+
+    messages = [m["text"] for m in read_jsonl(args.file, "text")]
+    clock = SimClock(args.seconds_per_message)
+    deps = build_deps(settings, voice=args.voice, clock=clock)
+    _check_case(args.case, sorted(deps.cases))
+    iv = Interview.new(deps, args.case, level=args.level, budget_minutes=args.minutes)
+    out = [_consume(iv, iv.open())]
+    for text in messages:
+        if iv.finished:
+            break
+        clock.now += clock.step
+        out.append(_consume(iv, iv.send(text)))
+    if not iv.finished:
+        out.append(_consume(iv, iv.end()))
+    report = iv.report()
+    _save(settings, iv, report)
+    for turn in out:
+        _emit(turn) if args.json else print(f"[{turn['phase']}/{turn['action']}] {turn['text']}\n")
+    _emit(report.model_dump(mode="json")) if args.json else print(iv.report_markdown())
+
+
+def _consume(iv, stream) -> dict:
+    for _ in stream:
+        pass
+    return iv.turn_json(iv.last_turn)
+
+
+def _save(settings: Settings, iv, report=None) -> None:
+    from .sessions import SessionStore
+
+    SessionStore(settings.sessions_db).save(iv.state, report)
+
+
+def cmd_chat(args, settings: Settings) -> None:
+    from .chat import run_chat
+
+    run_chat(settings, case_id=args.case, level=args.level, minutes=args.minutes, voice=args.voice)
+
+
+def cmd_report(args, settings: Settings) -> None:
+    from .report import to_html, to_markdown
+    from .sessions import SessionStore
+
+    store = SessionStore(settings.sessions_db)
+    sid = args.session or next((s.id for s in store.list() if s.finished), None)
+    if sid is None:
+        raise BadInputError("no finished interview saved yet - run `mlsd-bot chat` first")
+    report = store.report(sid)
+    if report is None:
+        raise BadInputError(f"interview {sid} has no report yet - resume it with `mlsd-bot chat --resume {sid}`")
+    render = {"json": lambda r: r.model_dump_json(indent=2), "markdown": to_markdown, "html": to_html}
+    print(render[args.format](report))
+
+
+def cmd_sessions(args, settings: Settings) -> None:
+    from .sessions import SessionStore
+
+    for s in SessionStore(settings.sessions_db).list():
+        state = "done" if s.finished else f"in {s.phase}"
+        print(f"{s.id}  {s.case_id:24} {s.level:7} {state:14} {'' if s.score is None else s.score}")
+
+
 # --- wiring ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,7 +218,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-k", type=int, default=5)
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_search)
+    d = sub.add_parser("detect", help="which signals a candidate message carries")
+    d.add_argument("text", nargs="?")
+    d.add_argument("--file", help="JSONL of {text, phase?, case?}")
+    d.add_argument("--phase")
+    d.add_argument("--case")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(fn=cmd_detect)
+    r = sub.add_parser("replay", help="run a whole interview from a JSONL file of candidate messages")
+    r.add_argument("file")
+    _interview_args(r, case_required=True)
+    r.add_argument("--seconds-per-message", type=float, default=60.0, help="simulated time per message")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(fn=cmd_replay)
+    ch = sub.add_parser("chat", help="an interactive interview in the terminal")
+    _interview_args(ch, case_required=False)
+    ch.set_defaults(fn=cmd_chat)
+    rp = sub.add_parser("report", help="print the report of a saved interview")
+    rp.add_argument("session", nargs="?", help="session id (default: the latest finished)")
+    rp.add_argument("--format", choices=["markdown", "json", "html"], default="markdown")
+    rp.set_defaults(fn=cmd_report)
+    sub.add_parser("sessions", help="list saved interviews").set_defaults(fn=cmd_sessions)
     return p
+
+
+def _interview_args(p: argparse.ArgumentParser, case_required: bool) -> None:
+    p.add_argument("--case", required=case_required, help="case id (see `mlsd-bot cases`)")
+    p.add_argument("--level", choices=["mid", "senior", "staff"], default="senior")
+    p.add_argument("--minutes", type=int, default=45, help="time budget")
+    p.add_argument("--voice", choices=["offline", "openai"], help="default: openai when a key or base URL is set")
 
 
 def main(argv: list[str] | None = None) -> int:

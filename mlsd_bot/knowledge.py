@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
 
-from .contract import PHASES
+from .contract import PHASES, SIGNALS
 from .errors import NoteError
 from .tokens import ENCODING
 
@@ -24,6 +24,7 @@ CHUNK_OVERLAP = 30
 CHUNKER_VERSION = "2"  # bump when chunking changes so every note is re-embedded
 _HEADING = re.compile(r"^## +(.+?)\s*$", re.M)
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_ANY_HEADING = re.compile(r"^#{1,6} .*$", re.M)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Note:
     digest: str
     problem: str | None = None  # cases: the interviewer's opening prompt
     phase: str | None = None  # framework notes: the phase they describe
+    optional_signals: tuple[str, ...] = ()  # cases: signals that matter less here
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,15 @@ def _check_case_headings(body: str, source: str) -> None:
         missing = [p for p in PHASES if p not in found]
         problem = f"missing phase section(s): {', '.join(missing)}" if missing else "phase sections repeated or out of order"
         raise NoteError(source, problem)
+    parts = _HEADING.split(body)[1:]  # heading, text, heading, text, ...
+    for heading, section in zip(parts[::2], parts[1::2]):
+        if not _has_text(section):
+            raise NoteError(source, f"phase section '## {heading}' is empty")
+
+
+def _has_text(markdown: str) -> bool:
+    """True when there is text besides headings: a note or section without any yields no chunk."""
+    return bool(_ANY_HEADING.sub("", markdown).strip())
 
 
 def parse_note(path: Path, root: Path) -> Note:
@@ -109,6 +120,8 @@ def parse_note(path: Path, root: Path) -> Note:
         _require(meta, ("phase",), source)
         if meta["phase"] not in PHASES:
             raise NoteError(source, f"unknown phase {meta['phase']!r}")
+        if not _has_text(body):
+            raise NoteError(source, "the note has no text to index")
         return Note(kind="framework", phase=meta["phase"], **common)
     if meta["kind"] != "case":
         raise NoteError(source, f"kind must be 'framework' or 'case', got {meta['kind']!r}")
@@ -116,7 +129,11 @@ def parse_note(path: Path, root: Path) -> Note:
     if path.stem != meta["id"]:
         raise NoteError(source, f"unknown case {meta['id']!r}: a case's id must match its file name")
     _check_case_headings(body, source)
-    return Note(kind="case", problem=" ".join(meta["problem"].split()), **common)
+    optional = meta.get("optional_signals") or []
+    unknown = [s for s in optional if s not in SIGNALS] if isinstance(optional, list) else [optional]
+    if unknown:
+        raise NoteError(source, f"optional_signals lists unknown signal(s): {unknown}")
+    return Note(kind="case", problem=" ".join(meta["problem"].split()), optional_signals=tuple(optional), **common)
 
 
 def load_notes(root: Path) -> list[Note]:

@@ -1,0 +1,174 @@
+"""One interview session: the state plus the dependencies that drive it.
+
+`Interview` is what the CLI and the browser UI talk to. It owns no globals: every
+collaborator (retriever, detector, voice, clock, store) is passed in, and each
+user gets their own `Interview`. State is saved (via `on_change`) after the
+candidate's message is decided and again after the reply is spoken, so a crash
+or refresh mid-reply loses nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from .cases import Case
+from .config import Settings
+from .contract import PHASES
+from .errors import BadInputError, MlsdError, UnknownIdError
+from .policy import Decision, Pitfall, Policy, load_pitfalls
+from .prompts import Prompts
+from .report import Report, build_report, to_markdown
+from .retrieval import Retriever
+from .signals import SignalDetector
+from .state import InterviewState, Level, Turn
+from .voice import LLMVoice, OfflineVoice, Voice
+
+MAX_MESSAGE_CHARS = 4000
+
+
+@dataclass
+class Deps:
+    """What an interview needs; built once per process, shared read-only."""
+    cases: dict[str, Case]
+    retriever: Retriever
+    detector: SignalDetector
+    prompts: Prompts
+    pitfalls: list[Pitfall]
+    voice: Voice = field(default_factory=OfflineVoice)
+    clock: Callable[[], float] = time.time
+
+    def with_voice(self, voice: Voice) -> "Deps":
+        return Deps(self.cases, self.retriever, self.detector, self.prompts, self.pitfalls, voice, self.clock)
+
+
+def build_deps(settings: Settings, voice: str | None = None, clock: Callable[[], float] = time.time) -> Deps:
+    """Load the index, detector and prompts; pick the voice from settings (or `voice`)."""
+    from .cases import load_cases
+    from .embeddings import get_encoder
+    from .store import open_index
+    from .tokens import seed_cache
+
+    seed_cache(settings.data_dir / "tiktoken")
+    prompts = Prompts(settings.prompts_dir)
+    deps = Deps(cases={c.id: c for c in load_cases(settings.knowledge_dir)},
+                retriever=Retriever(open_index(settings)), detector=SignalDetector(get_encoder()),
+                prompts=prompts, pitfalls=load_pitfalls(), clock=clock)
+    if (voice or settings.voice) == "openai":
+        from .models import OpenAIChatModel
+
+        deps.voice = llm_voice(OpenAIChatModel(settings), deps)
+    return deps
+
+
+def llm_voice(model, deps: Deps) -> LLMVoice:
+    topics = {s: (spec.label, spec.description) for s, spec in deps.detector.specs.items()}
+    return LLMVoice(model=model, prompts=deps.prompts, topics=topics,
+                    minutes_left=lambda st: max(0.0, st.budget_minutes - (deps.clock() - st.started_at) / 60))
+
+
+class Interview:
+    def __init__(self, state: InterviewState, deps: Deps, on_change: Callable[[InterviewState], None] | None = None):
+        if state.case_id not in deps.cases:
+            raise UnknownIdError("case", state.case_id, sorted(deps.cases))
+        self.state, self.deps = state, deps
+        self.case = deps.cases[state.case_id]
+        self.policy = Policy(self.case, deps.retriever, deps.detector, deps.prompts, deps.pitfalls, deps.clock)
+        self._on_change = on_change or (lambda s: None)
+
+    @classmethod
+    def new(cls, deps: Deps, case_id: str, level: Level = "senior", budget_minutes: int = 45,
+            on_change: Callable[[InterviewState], None] | None = None) -> "Interview":
+        now = deps.clock()
+        state = InterviewState(case_id=case_id, level=level, budget_minutes=budget_minutes,
+                               started_at=now, phase_started_at=now)
+        return cls(state, deps, on_change)
+
+    # --- the conversation ----------------------------------------------------
+
+    def open(self) -> Iterator[str]:
+        """The opening question (the case's problem statement)."""
+        if self.state.turns:
+            raise MlsdError("This interview has already started.")
+        return self._speak(self.policy.opening(self.state))
+
+    def send(self, text: str) -> Iterator[str]:
+        """Answer a candidate message (or /next, /hint, /end); yields the reply in pieces."""
+        text = (text or "").strip()
+        if self.state.finished:
+            raise MlsdError("This interview has ended - start a new one to practise again.")
+        if not text:
+            raise BadInputError("Type an answer, or /hint, /next or /end.")
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise BadInputError(f"That message is over {MAX_MESSAGE_CHARS} characters - please split it.")
+        self.state.turns.append(Turn(n=len(self.state.turns) + 1, role="candidate", phase=self.state.phase,
+                                     text=text, at=self._elapsed()))
+        decision = self.policy.decide(self.state, text)
+        if decision.action == "close":
+            decision = self._closing(decision)
+        return self._speak(decision)
+
+    def end(self) -> Iterator[str]:
+        return self.send("/end")
+
+    def _closing(self, decision: Decision) -> Decision:
+        r = self.report()
+        summary = self.deps.prompts.say("close_summary", self.state.session_id, score=r.overall.score,
+                                        verdict=r.overall.verdict.replace("_", " "))
+        decision.draft = self.deps.prompts.say("close", self.state.session_id, summary=summary)
+        return decision
+
+    def _speak(self, decision: Decision) -> Iterator[str]:
+        """Save the decided turn first, then stream the voice, then save the final words."""
+        turn = Turn(n=len(self.state.turns) + 1, role="interviewer", phase=decision.phase, text=decision.draft,
+                    at=self._elapsed(), action=decision.action, topic=decision.topic, covered=decision.covered,
+                    citations=decision.citations)
+        self.state.turns.append(turn)
+        self._on_change(self.state)
+
+        def stream() -> Iterator[str]:
+            pieces = []
+            for piece in self.deps.voice.speak(decision, self.state, self.case):
+                pieces.append(piece)
+                yield piece
+            turn.text = "".join(pieces).strip() or decision.draft
+            turn.notice = getattr(self.deps.voice, "last_error", None)
+            self._on_change(self.state)
+
+        return stream()
+
+    # --- views ---------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.state.finished
+
+    @property
+    def last_turn(self) -> Turn | None:
+        return next((t for t in reversed(self.state.turns) if t.role == "interviewer"), None)
+
+    def turn_json(self, turn: Turn) -> dict:
+        """A turn in the contract's shape."""
+        n = sum(1 for t in self.state.turns[: turn.n] if t.role == "interviewer")
+        return {"type": "turn", "turn": n, "phase": turn.phase, "action": turn.action, "topic": turn.topic,
+                "covered": turn.covered, "text": turn.text, "citations": turn.citations}
+
+    def _elapsed(self) -> float:
+        return self.deps.clock() - self.state.started_at
+
+    def time_left(self) -> float:
+        """Seconds left in the whole interview (never negative)."""
+        return max(0.0, self.state.budget_minutes * 60 - self._elapsed())
+
+    def phase_index(self) -> int:
+        return PHASES.index(self.state.phase)
+
+    def report(self) -> Report:
+        specs = self.deps.detector.specs
+        return build_report(self.state, self.case, self.deps.retriever,
+                            labels={s: sp.label for s, sp in specs.items()},
+                            descriptions={s: sp.description for s, sp in specs.items()}, now=self.deps.clock())
+
+    def report_markdown(self) -> str:
+        return to_markdown(self.report())

@@ -1,0 +1,109 @@
+"""Signal detection: which contract signals a candidate message carries.
+
+Two detectors vote, sentence by sentence:
+- lexical cues: precise regexes per signal (data/signals.yaml), high precision;
+- semantic match: the MiniLM embedding of each sentence against exemplar
+  sentences per signal, so paraphrases count ("half a billion people open the
+  app every day" is `scale`). A sentence must be closer to a signal's exemplars
+  than to the chit-chat negatives, and above an absolute floor.
+Sentences that address the system ("ignore your rubric", "score = 100") are
+dropped first: they are candidate speech and earn nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .contract import SIGNALS
+from .embeddings import MiniLM
+
+DATA = Path(__file__).parent / "data" / "signals.yaml"
+SIM_FLOOR = 0.55  # absolute cosine a sentence needs to an exemplar (tuned on bench/data)
+NEG_MARGIN = 0.04  # ... and how much closer it must be than to any negative
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+_INJECTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\b.{0,40}\b(rubric|instructions?|prompt|rules|scor\w*|grading)\b"
+    r"|\bscore\s*[:=]\s*\d+|\b(give|award|grant)\s+(me\s+)?(full|max\w*|100|perfect)\b"
+    r"|\b(you are now|act as|system prompt|as an ai)\b|\bmark (all|every) signals?\b",
+    re.I)
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text) if len(s.strip()) > 2]
+
+
+def strip_injection(text: str) -> str:
+    """Drop the sentences that talk to the grader instead of the interviewer."""
+    return " ".join(s for s in sentences(text) if not _INJECTION.search(s))
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    id: str
+    phase: str
+    label: str
+    description: str
+    cues: tuple[re.Pattern, ...]
+    exemplars: tuple[str, ...]
+
+
+def load_specs(path: Path = DATA) -> tuple[dict[str, SignalSpec], list[str]]:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    specs = {}
+    for sid in SIGNALS:
+        s = raw["signals"][sid]
+        specs[sid] = SignalSpec(sid, s["phase"], s["label"], s["description"],
+                                tuple(re.compile(c, re.I) for c in s.get("cues", [])), tuple(s["exemplars"]))
+    return specs, list(raw.get("negatives", []))
+
+
+@dataclass(frozen=True)
+class Detection:
+    signals: list[str]  # contract order
+    quotes: dict[str, str]  # signal -> the sentence that carried it
+
+
+class SignalDetector:
+    def __init__(self, encoder: MiniLM, path: Path = DATA):
+        self.encoder = encoder
+        self.specs, negatives = load_specs(path)
+        texts, owners = [], []
+        for sid, spec in self.specs.items():
+            texts += [spec.description, *spec.exemplars]
+            owners += [sid] * (1 + len(spec.exemplars))
+        self._owners = np.array(owners)
+        self._ex = encoder.encode(texts)
+        self._neg = encoder.encode(negatives) if negatives else np.zeros((0, 384), np.float32)
+
+    def detect(self, text: str) -> Detection:
+        sents = sentences(strip_injection(text))
+        found: dict[str, str] = {}
+        for s in sents:
+            for sid in self._lexical(s):
+                found.setdefault(sid, s)
+        if sents:
+            for s, sid in zip(sents, self._semantic(sents)):
+                if sid:
+                    found.setdefault(sid, s)
+        ordered = [s for s in SIGNALS if s in found]
+        return Detection(ordered, {s: found[s] for s in ordered})
+
+    def _lexical(self, sentence: str) -> list[str]:
+        return [sid for sid, spec in self.specs.items() if any(c.search(sentence) for c in spec.cues)]
+
+    def _semantic(self, sents: list[str]) -> list[str | None]:
+        """The best-matching signal per sentence, or None when it is closer to chit-chat."""
+        v = self.encoder.encode(sents)
+        sims = v @ self._ex.T
+        neg = (v @ self._neg.T).max(axis=1) if len(self._neg) else np.zeros(len(sents))
+        out = []
+        for row, nmax in zip(sims, neg):
+            j = int(row.argmax())
+            ok = row[j] >= SIM_FLOOR and row[j] >= nmax + NEG_MARGIN
+            out.append(str(self._owners[j]) if ok else None)
+        return out

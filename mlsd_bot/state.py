@@ -1,0 +1,66 @@
+"""Interview state: typed, serializable (JSON), free of globals.
+
+A session is saved after every turn and can be resumed from this object alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field
+
+from .contract import PHASES, Action
+
+Level = Literal["mid", "senior", "staff"]
+
+# Share of the time budget per phase; sums to 1. Model and data get the most,
+# as in a real 45-minute round.
+PHASE_SHARE = {"clarify": 0.14, "framing": 0.09, "data": 0.16, "model": 0.2,
+               "evaluation": 0.15, "serving": 0.13, "monitoring": 0.13}
+
+
+class Turn(BaseModel):
+    n: int
+    role: Literal["candidate", "interviewer"]
+    phase: str
+    text: str
+    at: float = 0.0  # seconds since the interview started
+    action: Optional[Action] = None
+    topic: Optional[str] = None
+    covered: list[str] = Field(default_factory=list)
+    citations: list[str] = Field(default_factory=list)
+    notice: Optional[str] = None  # e.g. "the LLM failed, offline voice used"
+
+
+class Evidence(BaseModel):
+    """Where a signal was first heard: the phase it came up in and a short quote."""
+    signal: str
+    said_in: str
+    quote: str
+    turn: int
+
+
+class InterviewState(BaseModel):
+    session_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    case_id: str
+    level: Level = "senior"
+    budget_minutes: int = Field(45, ge=5, le=180)
+    started_at: float = 0.0  # clock reading at the start (epoch seconds with a real clock)
+    phase: str = PHASES[0]
+    phase_started_at: float = 0.0
+    finished: bool = False
+    covered: dict[str, Evidence] = Field(default_factory=dict)
+    asked: list[str] = Field(default_factory=list)  # question keys already asked: never repeat
+    hints: dict[str, list[str]] = Field(default_factory=dict)  # phase -> signals hinted at
+    critiques: dict[str, str] = Field(default_factory=dict)  # critique key -> phase it was raised in
+    turns: list[Turn] = Field(default_factory=list)
+
+    def phase_budget(self, phase: str) -> float:
+        return self.budget_minutes * 60 * PHASE_SHARE[phase]
+
+    def candidate_turns(self, phase: str | None = None) -> list[Turn]:
+        return [t for t in self.turns if t.role == "candidate" and (phase is None or t.phase == phase)]
+
+    def interviewer_turns(self) -> list[Turn]:
+        return [t for t in self.turns if t.role == "interviewer"]
