@@ -118,7 +118,7 @@ def cmd_detect(args, settings: Settings) -> None:
         _check_phase(item.get("phase"))
     detector = SignalDetector(get_encoder())
     for item in items:
-        signals = detector.detect(item["text"]).signals
+        signals = detector.detect(item["text"], item.get("phase") or args.phase).signals
         if args.file:
             _emit({"text": item["text"], "signals": signals})
         elif args.json:

@@ -92,7 +92,7 @@ class Policy:
             return self.advance(state, "", reason="asked")
         if _HINT.match(text):
             return self.hint(state)
-        det = self.detector.detect(text)
+        det = self.detector.detect(text, state.phase)
         self._record(state, det)
         critique = self._critique(state, strip_injection(text), det)
         if critique:
@@ -146,8 +146,13 @@ class Policy:
                 return self._grounded(state, det, p.choice, p.query, p.question)
         fresh = [s for s in det.signals if s in CHOICE_SIGNALS and SIGNAL_PHASE[s] == state.phase]
         if fresh and f"deepen:{state.phase}" not in state.critiques:
+            # Never the same question twice: once every generic critique question was asked, stop deepening.
+            used = [k[len("cq:"):] for k in state.asked if k.startswith("cq:")]
+            question = self.prompts.say_unused("critique_question", self._seed(state), used)
+            if question is None:
+                return None
             state.critiques[f"deepen:{state.phase}"] = state.phase
-            question = self.prompts.say("critique_question", self._seed(state))
+            state.asked.append(f"cq:{question}")
             return self._grounded(state, det, _short(det.quotes[fresh[0]], 60), text, question)
         return None
 

@@ -39,6 +39,14 @@ class Prompts:
             options = options[part]
         return _env.from_string(pick(options, f"{seed}:{slot}")).render(**vars).strip()
 
+    def say_unused(self, slot: str, seed: str, used: list[str], **vars: Any) -> str | None:
+        """Like `say`, but only among variants whose rendered text is not in `used`; None when none is left."""
+        options = self.offline
+        for part in slot.split("."):
+            options = options[part]
+        fresh = [t for t in (_env.from_string(o).render(**vars).strip() for o in options) if t not in used]
+        return pick(fresh, f"{seed}:{slot}") if fresh else None
+
     def question(self, signal: str, kind: str, seed: str) -> str:
         """kind: ask | deep | hint."""
         return pick(self.questions[signal][kind], f"{seed}:{signal}:{kind}")

@@ -90,11 +90,13 @@ def verdict(score: int) -> Verdict:
 def _advice(retriever: Retriever, case: Case, phase: str, missed: list[str], descriptions: dict[str, str]) -> list[Advice]:
     from .policy import best_sentence  # the same one-sentence extraction the critiques use
 
-    out = []
+    out: list[Advice] = []
     for sid in missed[:2]:
-        hits = retriever.search(descriptions[sid], case=case.id, phase=phase, k=1)
-        if hits:
-            out.append(Advice(signal=sid, text=best_sentence(hits[0], descriptions[sid]), source=hits[0].chunk.citation))
+        for hit in retriever.search(descriptions[sid], case=case.id, phase=phase, k=3):
+            text = best_sentence(hit, descriptions[sid])
+            if all(a.text != text for a in out):  # two missed signals, two different facts
+                out.append(Advice(signal=sid, text=text, source=hit.chunk.citation))
+                break
     return out
 
 

@@ -1,17 +1,27 @@
-"""Hybrid retrieval over the knowledge chunks: Chroma vector search fused with BM25.
+"""Hybrid retrieval over the knowledge chunks: dense vectors fused with BM25.
 
 Dense MiniLM vectors catch paraphrases ("people you might know" ~ friend
 suggestions); BM25 catches rare exact terms (PSI, HNSW, focal loss) that a small
 embedding model blurs. bench/retrieval.py measures both against plain BM25.
+
+The chunks and their vectors live in Chroma; the retriever reads them once and
+scores in memory. The knowledge base is a few thousand chunks at most, so an
+exact dot product costs microseconds - cheaper than a Chroma round trip per
+query (a network hop with MLSD_CHROMA_URL), which mattered for the interviewer's
+per-turn latency (bench/interview.py).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
+from .embeddings import MiniLM, get_encoder
 from .knowledge import Chunk
 from .store import KnowledgeIndex
 
@@ -65,38 +75,31 @@ class Hit:
                 "score": round(self.score, 4), "text": c.text}
 
 
-def _where(case: str | None, phase: str | None) -> dict | None:
-    conds = [{"case": case}] if case else []
-    conds += [{"phase": phase}] if phase else []
-    return None if not conds else conds[0] if len(conds) == 1 else {"$and": conds}
-
-
 class Retriever:
     """Search the index; holds the chunk list for BM25, loaded once."""
 
-    def __init__(self, index: KnowledgeIndex):
-        self.index = index
-        self.chunks = index.all_chunks()
-        self.by_id = {c.id: i for i, c in enumerate(self.chunks)}
+    def __init__(self, index: KnowledgeIndex, encoder: MiniLM | None = None):
+        self.chunks, self.vectors = index.all_chunks()
+        self.encoder = encoder or get_encoder()
         self.bm25 = BM25(self.chunks)
+        self._embed = functools.lru_cache(maxsize=1024)(lambda q: self.encoder.encode([q])[0])
 
     def _allowed(self, case: str | None, phase: str | None) -> list[int]:
         return [i for i, c in enumerate(self.chunks)
                 if (case is None or c.case == case) and (phase is None or c.phase == phase)]
 
-    def _dense(self, query: str, case: str | None, phase: str | None, n: int) -> dict[int, float]:
-        res = self.index.collection.query(query_texts=[query], n_results=n, where=_where(case, phase),
-                                          include=["distances"])
-        # Cosine distance -> similarity in [0, 1] for fusion.
-        return {self.by_id[i]: max(0.0, 1.0 - d) for i, d in zip(res["ids"][0], res["distances"][0])
-                if i in self.by_id}
+    def _dense(self, query: str, allowed: list[int], n: int) -> dict[int, float]:
+        """Cosine similarity (vectors are unit length) of the n nearest allowed chunks, floored at 0."""
+        sims = self.vectors[allowed] @ self._embed(query)
+        top = np.argsort(-sims)[:n]
+        return {allowed[j]: max(0.0, float(sims[j])) for j in top}
 
     def search(self, query: str, case: str | None = None, phase: str | None = None, k: int = 5,
                dense_weight: float = DENSE_WEIGHT) -> list[Hit]:
         allowed = self._allowed(case, phase)
         if not allowed or not query.strip():
             return []
-        dense = self._dense(query, case, phase, min(CANDIDATES, len(allowed))) if dense_weight > 0 else {}
+        dense = self._dense(query, allowed, CANDIDATES) if dense_weight > 0 else {}
         sparse = self.bm25.scores(query, allowed) if dense_weight < 1 else {}
         top = max(sparse.values(), default=0.0) or 1.0
         fused = {i: dense_weight * dense.get(i, 0.0) + (1 - dense_weight) * sparse.get(i, 0.0) / top

@@ -24,7 +24,9 @@ from .embeddings import MiniLM
 
 DATA = Path(__file__).parent / "data" / "signals.yaml"
 SIM_FLOOR = 0.55  # absolute cosine a sentence needs to an exemplar (tuned on bench/data)
-NEG_MARGIN = 0.04  # ... and how much closer it must be than to any negative
+NEG_MARGIN = 0.0  # ... and how much closer it must be than to any negative
+RUNNER_UP = 0.02  # a second signal counts when its match is this close to the best one
+PHASE_BONUS = 0.14  # the current phase's signals are likelier: a small prior, not a filter
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 _INJECTION = re.compile(
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(rubric|instructions?|prompt|rules|scor\w*|grading)\b"
@@ -76,19 +78,21 @@ class SignalDetector:
         for sid, spec in self.specs.items():
             texts += [spec.description, *spec.exemplars]
             owners += [sid] * (1 + len(spec.exemplars))
-        self._owners = np.array(owners)
+        # Exemplars are grouped by signal in SIGNALS order: remember where each group starts.
+        self._starts = np.array([owners.index(s) for s in SIGNALS])
         self._ex = encoder.encode(texts)
         self._neg = encoder.encode(negatives) if negatives else np.zeros((0, 384), np.float32)
 
-    def detect(self, text: str) -> Detection:
+    def detect(self, text: str, phase: str | None = None) -> Detection:
+        """Signals of any phase may be found; `phase` (where the interview is) is a soft prior."""
         sents = sentences(strip_injection(text))
         found: dict[str, str] = {}
         for s in sents:
             for sid in self._lexical(s):
                 found.setdefault(sid, s)
         if sents:
-            for s, sid in zip(sents, self._semantic(sents)):
-                if sid:
+            for s, sids in zip(sents, self._semantic(sents, phase)):
+                for sid in sids:
                     found.setdefault(sid, s)
         ordered = [s for s in SIGNALS if s in found]
         return Detection(ordered, {s: found[s] for s in ordered})
@@ -96,14 +100,19 @@ class SignalDetector:
     def _lexical(self, sentence: str) -> list[str]:
         return [sid for sid, spec in self.specs.items() if any(c.search(sentence) for c in spec.cues)]
 
-    def _semantic(self, sents: list[str]) -> list[str | None]:
-        """The best-matching signal per sentence, or None when it is closer to chit-chat."""
+    def _semantic(self, sents: list[str], phase: str | None) -> list[list[str]]:
+        """Per sentence, the best-matching signals (none when it is closer to chit-chat)."""
         v = self.encoder.encode(sents)
-        sims = v @ self._ex.T
+        # Best exemplar similarity per signal: (sentences, signals).
+        per = np.maximum.reduceat(v @ self._ex.T, self._starts, axis=1)
+        per = per + PHASE_BONUS * self._in_phase(phase)
         neg = (v @ self._neg.T).max(axis=1) if len(self._neg) else np.zeros(len(sents))
         out = []
-        for row, nmax in zip(sims, neg):
-            j = int(row.argmax())
-            ok = row[j] >= SIM_FLOOR and row[j] >= nmax + NEG_MARGIN
-            out.append(str(self._owners[j]) if ok else None)
+        for row, nmax in zip(per, neg):
+            top = row.max()
+            ok = top >= SIM_FLOOR and top >= nmax + NEG_MARGIN
+            out.append([SIGNALS[j] for j in np.flatnonzero(row >= top - RUNNER_UP)] if ok else [])
         return out
+
+    def _in_phase(self, phase: str | None) -> np.ndarray:
+        return np.array([self.specs[s].phase == phase for s in SIGNALS], dtype=np.float32)

@@ -14,6 +14,7 @@ from typing import Callable
 from urllib.parse import urlparse
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
 from .config import Settings
@@ -22,7 +23,13 @@ from .errors import ConfigError, IndexMissingError
 from .knowledge import Chunk, Note, chunk_note, load_notes
 
 COLLECTION = "mlsd_knowledge"
-_NO_TELEMETRY = ChromaSettings(anonymized_telemetry=False)
+
+
+def _chroma_settings() -> ChromaSettings:
+    """A fresh settings object per client: chromadb's client factories mutate the one they get
+    (HttpClient sets the API impl, host and port), so a shared one made later local clients talk to
+    the server, and a second server URL fail."""
+    return ChromaSettings(anonymized_telemetry=False)
 
 
 def open_client(settings: Settings):
@@ -32,9 +39,9 @@ def open_client(settings: Settings):
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ConfigError(f"MLSD_CHROMA_URL must look like http://host:port, got {settings.chroma_url!r}")
         return chromadb.HttpClient(host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https",
-                                   settings=_NO_TELEMETRY)
+                                   settings=_chroma_settings())
     settings.index_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.index_dir), settings=_NO_TELEMETRY)
+    return chromadb.PersistentClient(path=str(settings.index_dir), settings=_chroma_settings())
 
 
 @dataclass
@@ -91,9 +98,11 @@ class KnowledgeIndex:
             metadatas=[_metadata(c) for c in chunks],
         )
 
-    def all_chunks(self) -> list[Chunk]:
-        got = self.collection.get(include=["documents", "metadatas"])
-        return [_chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+    def all_chunks(self) -> tuple[list[Chunk], np.ndarray]:
+        """Every chunk with its stored vector (rows of the matrix, in the same order)."""
+        got = self.collection.get(include=["documents", "metadatas", "embeddings"])
+        chunks = [_chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+        return chunks, np.asarray(got["embeddings"], dtype=np.float32).reshape(len(chunks), -1)
 
 
 def _metadata(c: Chunk) -> dict:

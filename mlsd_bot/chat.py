@@ -1,0 +1,56 @@
+"""`mlsd-bot chat`: an interactive interview in the terminal, ending with the report."""
+
+from __future__ import annotations
+
+import random
+import sys
+
+from .config import Settings
+from .errors import MlsdError
+from .interview import Interview, build_deps
+from .sessions import SessionStore
+
+HELP = "Commands: /hint for a nudge, /next to move on, /end to finish. Ctrl-D also ends."
+
+
+def _pick_case(cases: dict, wanted: str | None) -> str:
+    if wanted:
+        return wanted
+    ids = sorted(cases)
+    for i, cid in enumerate(ids, 1):
+        print(f"{i:3}. {cases[cid].title}")
+    raw = input("Pick a case by number (Enter for random): ").strip()
+    if not raw:
+        return random.choice(ids)
+    if not raw.isdigit() or not 1 <= int(raw) <= len(ids):
+        raise MlsdError(f"choose a number from 1 to {len(ids)}")
+    return ids[int(raw) - 1]
+
+
+def _say(stream) -> None:
+    print("\ninterviewer> ", end="")
+    for piece in stream:
+        print(piece, end="", flush=True)
+    print("\n")
+
+
+def run_chat(settings: Settings, case_id: str | None, level: str, minutes: int, voice: str | None) -> None:
+    deps = build_deps(settings, voice=voice)
+    store = SessionStore(settings.sessions_db)
+    iv = Interview.new(deps, _pick_case(deps.cases, case_id), level=level, budget_minutes=minutes,
+                       on_change=store.save)
+    print(f"({deps.voice.label} voice, session {iv.state.session_id}) {HELP}")
+    _say(iv.open())
+    while not iv.finished:
+        try:
+            text = input("you> ")
+        except EOFError:
+            text = "/end"
+        try:
+            _say(iv.send(text))
+        except MlsdError as e:  # e.g. an empty line: say why and keep going
+            print(f"({e})")
+    report = iv.report()
+    store.save(iv.state, report)
+    print(iv.report_markdown())
+    print(f"Saved as {iv.state.session_id}: `mlsd-bot report {iv.state.session_id}` prints it again.", file=sys.stderr)
