@@ -26,7 +26,8 @@ DATA = Path(__file__).parent / "data" / "signals.yaml"
 SIM_FLOOR = 0.55  # absolute cosine a sentence needs to an exemplar (tuned on bench/data)
 NEG_MARGIN = 0.0  # ... and how much closer it must be than to any negative
 RUNNER_UP = 0.02  # a second signal counts when its match is this close to the best one
-PHASE_BONUS = 0.14  # the current phase's signals are likelier: a small prior, not a filter
+PHASE_BONUS = 0.14  # the current phase's signals are likelier: a prior, not a filter
+EXPLAINED_FLOOR = 0.7  # a sentence a cue already explains needs a closer semantic match to add more
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 _INJECTION = re.compile(
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(rubric|instructions?|prompt|rules|scor\w*|grading)\b"
@@ -87,21 +88,20 @@ class SignalDetector:
         """Signals of any phase may be found; `phase` (where the interview is) is a soft prior."""
         sents = sentences(strip_injection(text))
         found: dict[str, str] = {}
-        for s in sents:
-            for sid in self._lexical(s):
+        lexical = [self._lexical(s) for s in sents]
+        semantic = self._semantic(sents, phase) if sents else []
+        for s, lex, (sims, sem) in zip(sents, lexical, semantic):
+            extra = [sid for sid in sem if not lex or sims[SIGNALS.index(sid)] >= EXPLAINED_FLOOR]
+            for sid in lex + extra:
                 found.setdefault(sid, s)
-        if sents:
-            for s, sids in zip(sents, self._semantic(sents, phase)):
-                for sid in sids:
-                    found.setdefault(sid, s)
         ordered = [s for s in SIGNALS if s in found]
         return Detection(ordered, {s: found[s] for s in ordered})
 
     def _lexical(self, sentence: str) -> list[str]:
         return [sid for sid, spec in self.specs.items() if any(c.search(sentence) for c in spec.cues)]
 
-    def _semantic(self, sents: list[str], phase: str | None) -> list[list[str]]:
-        """Per sentence, the best-matching signals (none when it is closer to chit-chat)."""
+    def _semantic(self, sents: list[str], phase: str | None) -> list[tuple[np.ndarray, list[str]]]:
+        """Per sentence: similarity per signal, and the best-matching signals (none for chit-chat)."""
         v = self.encoder.encode(sents)
         # Best exemplar similarity per signal: (sentences, signals).
         per = np.maximum.reduceat(v @ self._ex.T, self._starts, axis=1)
@@ -111,7 +111,7 @@ class SignalDetector:
         for row, nmax in zip(per, neg):
             top = row.max()
             ok = top >= SIM_FLOOR and top >= nmax + NEG_MARGIN
-            out.append([SIGNALS[j] for j in np.flatnonzero(row >= top - RUNNER_UP)] if ok else [])
+            out.append((row, [SIGNALS[j] for j in np.flatnonzero(row >= top - RUNNER_UP)] if ok else []))
         return out
 
     def _in_phase(self, phase: str | None) -> np.ndarray:

@@ -99,12 +99,15 @@ def offline_guard() -> Iterator[None]:
 def _child_guard(tmp_path_factory) -> tuple[Path, Path]:
     """A folder holding a sitecustomize.py that installs the guard, and the log it writes to."""
     folder = tmp_path_factory.mktemp("child-guard")
-    (folder / "sitecustomize.py").write_text(textwrap.dedent(f"""\
-                sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from conftest import install_guard
-        install_guard()
-        sys.path.pop(0)
-    """))
+    code = "\n".join([
+        "import sys",
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})",
+        "from conftest import install_guard",
+        "install_guard()",
+        "sys.path.pop(0)",
+    ]) + "\n"
+    compile(code, "sitecustomize.py", "exec")  # Python would only print a warning for a broken one
+    (folder / "sitecustomize.py").write_text(code)
     return folder, folder / "blocked.log"
 
 

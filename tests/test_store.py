@@ -45,6 +45,12 @@ def _index(settings) -> KnowledgeIndex:
     return KnowledgeIndex(open_client(settings))
 
 
+def _stored(settings) -> list:
+    """The chunks the index holds, sorted by id."""
+    chunks, _vectors = _index(settings).all_chunks()
+    return sorted(chunks, key=lambda c: c.id)
+
+
 def _expected_chunks(settings):
     """What the index should hold: the chunks of every note on disk."""
     return sorted((c for n in load_notes(settings.knowledge_dir) for c in chunk_note(n)), key=lambda c: c.id)
@@ -58,8 +64,10 @@ def test_ingest_builds_the_index_with_every_chunk_and_its_metadata(settings) -> 
     assert report.unchanged == [] and report.removed == []
     expected = _expected_chunks(settings)
     assert report.chunks == len(expected) == _index(settings).collection.count()
-    stored = sorted(_index(settings).all_chunks(), key=lambda c: c.id)
-    assert stored == expected  # ids, source, case (None for framework), phase, heading, text, digest
+    assert _stored(settings) == expected  # ids, source, case (None for framework), phase, heading, text, digest
+    chunks, vectors = _index(settings).all_chunks()
+    assert vectors.shape == (len(chunks), 384)  # each row is the embedding of that chunk's text
+    assert np.allclose(vectors, get_encoder().encode([c.text for c in chunks]), atol=1e-4)
     assert "4 note(s) embedded" in report.summary()
 
 
@@ -76,7 +84,7 @@ def test_reingest_with_nothing_changed_embeds_nothing(settings, embedded) -> Non
 
 def test_editing_one_note_reembeds_only_that_note(settings, embedded) -> None:
     ingest(settings, progress=None)
-    before = {c.id: c for c in _index(settings).all_chunks()}
+    before = {c.id: c for c in _stored(settings)}
     note = settings.knowledge_dir / "case_studies" / "toy_feed.md"
     note.write_text(note.read_text().replace("two-tower candidate generator", "zebra-striped candidate generator"))
     embedded.clear()
@@ -86,7 +94,7 @@ def test_editing_one_note_reembeds_only_that_note(settings, embedded) -> None:
     assert sorted(report.unchanged) == [s for s in ALL_SOURCES if s != "case_studies/toy_feed.md"]
     new_chunks = [c for c in _expected_chunks(settings) if c.source == "case_studies/toy_feed.md"]
     assert sorted(embedded) == sorted(c.text for c in new_chunks)
-    after = {c.id: c for c in _index(settings).all_chunks()}
+    after = {c.id: c for c in _stored(settings)}
     assert {i: c for i, c in after.items() if c.source != "case_studies/toy_feed.md"} == \
            {i: c for i, c in before.items() if c.source != "case_studies/toy_feed.md"}
     assert not any("two-tower" in c.text for c in after.values())
@@ -102,14 +110,14 @@ def test_deleting_a_note_removes_its_chunks(settings) -> None:
     report = ingest(settings, progress=None)
     assert report.removed == ["framework/monitoring.md"] and report.added == []
     assert report.chunks == first.chunks - len(gone) == _index(settings).collection.count()
-    assert all(c.source != "framework/monitoring.md" for c in _index(settings).all_chunks())
+    assert all(c.source != "framework/monitoring.md" for c in _stored(settings))
     hits = Retriever(_index(settings)).search("population stability index", k=10)
     assert all(h.chunk.source != "framework/monitoring.md" for h in hits)
 
 
 def test_malformed_note_stops_ingest_and_leaves_the_previous_index_usable(settings) -> None:
     ingest(settings, progress=None)
-    before_chunks = sorted(_index(settings).all_chunks(), key=lambda c: c.id)
+    before_chunks = _stored(settings)
     query = "licence plates missed by the detector"
     before_hits = Retriever(_index(settings)).search(query)
     assert before_hits
@@ -124,7 +132,7 @@ def test_malformed_note_stops_ingest_and_leaves_the_previous_index_usable(settin
 
     index = _index(settings)
     assert index.collection.count() == len(before_chunks)
-    assert sorted(index.all_chunks(), key=lambda c: c.id) == before_chunks
+    assert _stored(settings) == before_chunks
     after_hits = Retriever(index).search(query)
     assert [h.chunk.id for h in after_hits] == [h.chunk.id for h in before_hits]
 
@@ -216,3 +224,40 @@ def test_index_lives_under_the_data_dir(settings, tmp_path: Path) -> None:
     ingest(settings, progress=None)
     assert settings.index_dir == tmp_path / "data" / "chroma"
     assert any(settings.index_dir.iterdir())
+
+
+# --- the offline guard these tests rely on ------------------------------------------
+
+def _refused(connect) -> bool:
+    """True when `connect()` is stopped by the offline guard (not by the network)."""
+    try:
+        connect()
+    except RuntimeError as e:
+        return "blocked outbound connection" in str(e)
+    return False
+
+
+def test_offline_guard_blocks_outside_addresses_and_allows_loopback(_child_guard, subprocess_env) -> None:
+    import conftest  # the module pytest loaded: the guard records attempts there
+    import socket
+
+    outside = ("203.0.113.7", 80)  # TEST-NET-3: never routed, and never tried - the guard stops it first
+    with socket.socket() as s:
+        assert _refused(lambda: s.connect(outside))
+        assert _refused(lambda: s.connect_ex(outside))
+    assert _refused(lambda: socket.create_connection(outside))
+    assert _refused(lambda: socket.create_connection(("example.com", 443)))
+    with socket.socket(socket.AF_INET6) as s6:
+        assert _refused(lambda: s6.connect(("2001:db8::1", 80, 0, 0)))
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        socket.create_connection(server.getsockname()).close()  # loopback still works
+
+    child = subprocess.run([sys.executable, "-c", "import socket; socket.create_connection(('203.0.113.7', 80))"],
+                           env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert child.returncode != 0 and "blocked outbound connection" in child.stderr
+    log = _child_guard[1]
+    assert "203.0.113.7" in log.read_text()
+    # These attempts were made on purpose: clear them so the per-test check stays green.
+    assert len(conftest.BLOCKED) == 5
+    conftest.BLOCKED.clear()
+    log.unlink()

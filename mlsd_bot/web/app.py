@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import gradio as gr
 import pandas as pd
@@ -27,7 +27,8 @@ from . import views
 from .control import LEVELS, MAX_MINUTES, MIN_MINUTES, RANDOM_CASE, Control
 
 STORAGE_KEY = "mlsd-bot-session"
-CLOCK_TICK_SECONDS = 10
+CLOCK_TICK_SECONDS = 15  # the clock shows whole minutes
+SCREENS = ("resume", "setup", "talk", "report")  # the columns of the Interview tab, in _screens() order
 # Page-wide CSS, passed to launch() (gradio 6 takes css there). The chat's "clear" button is
 # hidden: it would only blank the view, the interview itself lives on in the session.
 CSS = """
@@ -71,7 +72,8 @@ class WebApp:
         self.cited = views.cited_chunks(deps.retriever.chunks)
         self.labels = {s: spec.label for s, spec in deps.detector.specs.items()}
         self.titles = {cid: case.title for cid, case in deps.cases.items()}
-        with gr.Blocks(title="mlsd-bot: ML system design mock interview") as self.blocks:
+        # delete_cache: gradio's copies of the report downloads go after a day.
+        with gr.Blocks(title="mlsd-bot: ML system design mock interview", delete_cache=(3600, 86400)) as self.blocks:
             self.iv = gr.State(None)  # this browser session's Interview
             self.saved_sid = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=secret)
             gr.Markdown(INTRO)
@@ -172,8 +174,8 @@ class WebApp:
         return [self.resume_col, self.setup_col, self.talk_col, self.report_col]
 
     def _show(self, screen: str) -> tuple:
-        names = ["resume", "setup", "talk", "report"]
-        return tuple(gr.update(visible=n == screen) for n in names)
+        """Visibility updates for _screens(): only `screen` shown."""
+        return tuple(gr.update(visible=name == screen) for name in SCREENS)
 
     # --- handlers ---------------------------------------------------------------
 

@@ -12,9 +12,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import BadInputError, SessionNotFoundError
 from ..interview import Deps, Interview, llm_voice
 from ..report import Report, to_html, to_markdown
-from ..errors import BadInputError, SessionNotFoundError
 from ..sessions import SessionStore
 from ..state import InterviewState, Level
 from ..voice import LLMVoice, OfflineVoice

@@ -33,6 +33,10 @@ li.current { border-color: #3b6fd8; background: rgba(59,111,216,.08); opacity: 1
 .chip { font-size: 11px; padding: 1px 6px; border-radius: 9px; background: #eceef2; color: #555; }
 .chip.on { background: #d5efdc; color: #1d6b36; }
 """
+REPORT_CSS = """
+.chip { display: inline-block; font-size: 12px; padding: 1px 7px; margin: 2px; border-radius: 9px; }
+.chip.on { background: #d5efdc; color: #1d6b36; } .chip.off { background: #f6dede; color: #8a2424; }
+"""
 
 
 def esc(text: str) -> str:
@@ -105,12 +109,13 @@ def tracker_html(state: InterviewState, labels: dict[str, str]) -> str:
 
 
 def clock_text(seconds_left: float, finished: bool) -> str:
+    """Whole minutes: the page refreshes it every few seconds, so seconds would only jump."""
     if finished:
         return "**Interview finished**"
     if seconds_left <= 0:
         return "**Time is up** - wrap up, or press *End interview*"
-    m, s = divmod(int(seconds_left), 60)
-    return f"**{m}:{s:02d}** left"
+    minutes = int(seconds_left // 60)
+    return f"**{minutes} min** left" if minutes else "**under a minute** left"
 
 
 # --- the report ------------------------------------------------------------------
@@ -124,11 +129,6 @@ def report_head_html(r: Report, labels: dict[str, str]) -> str:
             f'<p><b>Covered:</b> {chips(r.signals.covered, "on")}</p>'
             f'<p><b>Missed:</b> {chips(r.signals.missed, "off")}</p></div>')
 
-
-REPORT_CSS = """
-.chip { display: inline-block; font-size: 12px; padding: 1px 7px; margin: 2px; border-radius: 9px; }
-.chip.on { background: #d5efdc; color: #1d6b36; } .chip.off { background: #f6dede; color: #8a2424; }
-"""
 
 
 def report_sources_html(r: Report, cited: dict[str, list[Chunk]]) -> str:
