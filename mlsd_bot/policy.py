@@ -34,6 +34,7 @@ QUOTE_CHARS = 140
 @dataclass(frozen=True)
 class Pitfall:
     id: str
+    about: str  # the phase whose knowledge grounds the critique
     pattern: re.Pattern
     unless: re.Pattern | None
     choice: str
@@ -50,7 +51,7 @@ class Pitfall:
 def load_pitfalls(path: Path = PITFALLS) -> list[Pitfall]:
     out = []
     for r in yaml.safe_load(path.read_text(encoding="utf-8")):
-        out.append(Pitfall(r["id"], re.compile(r["pattern"], re.I),
+        out.append(Pitfall(r["id"], r["about"], re.compile(r["pattern"], re.I),
                            re.compile(r["unless"], re.I) if r.get("unless") else None, r["choice"], r["query"],
                            r["question"], frozenset(r["cases"]) if r.get("cases") else None,
                            frozenset(r["phases"]) if r.get("phases") else None))
@@ -142,8 +143,8 @@ class Policy:
     def _critique(self, state: InterviewState, text: str, det: Detection) -> Decision | None:
         for p in self.pitfalls:
             if p.id not in state.critiques and p.applies(text, self.case.id, state.phase):
-                state.critiques[p.id] = state.phase
-                return self._grounded(state, det, p.choice, p.query, p.question)
+                state.critiques[p.id] = p.about  # the red flag counts against the phase it belongs to
+                return self._grounded(state, det, p.choice, p.query, p.question, p.about)
         fresh = [s for s in det.signals if s in CHOICE_SIGNALS and SIGNAL_PHASE[s] == state.phase]
         if fresh and f"deepen:{state.phase}" not in state.critiques:
             # Never the same question twice: once every generic critique question was asked, stop deepening.
@@ -153,12 +154,14 @@ class Policy:
                 return None
             state.critiques[f"deepen:{state.phase}"] = state.phase
             state.asked.append(f"cq:{question}")
-            return self._grounded(state, det, _short(det.quotes[fresh[0]], 60), text, question)
+            return self._grounded(state, det, f"your {self.detector.specs[fresh[0]].label.lower()}", text, question)
         return None
 
-    def _grounded(self, state: InterviewState, det: Detection, choice: str, query: str, question: str) -> Decision | None:
-        hits = self.retriever.search(query, case=self.case.id, phase=state.phase, k=2)
-        hits = hits or self.retriever.search(query, phase=state.phase, k=2)
+    def _grounded(self, state: InterviewState, det: Detection, choice: str, query: str, question: str,
+                  about: str | None = None) -> Decision | None:
+        phase = about or state.phase
+        hits = self.retriever.search(query, case=self.case.id, phase=phase, k=2)
+        hits = hits or self.retriever.search(query, phase=phase, k=2)
         if not hits:
             return None
         fact = best_sentence(hits[0], query)
@@ -204,6 +207,7 @@ def _short(text: str, limit: int = QUOTE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+_TRADE_OFF = re.compile(r"\b(but|however|instead|pitfall|mistake|risk|fails?|costs?|trade-?off|avoid|because|unless)\b", re.I)
 _SPLIT = re.compile(r"(?<=[.!?])\s+|\n+\s*[-*\d.]*\s*")
 
 
@@ -214,5 +218,7 @@ def best_sentence(hit: Hit, query: str) -> str:
     cands = [s.strip(" -*") for s in _SPLIT.split(body) if len(s.split()) >= 6]
     if not cands:
         return _short(body, 240)
-    score = lambda s: len(q & set(terms(s))) + 0.5 * bool(re.search(r"\d", s))
+    # Prefer whole sentences that carry a number or a trade-off: that is what makes a critique concrete.
+    score = lambda s: (len(q & set(terms(s))) + 0.5 * bool(re.search(r"\d", s)) + 0.5 * s[:1].isupper()
+                       + 0.7 * bool(_TRADE_OFF.search(s)))
     return _short(max(cands, key=score).replace("**", ""), 260)
