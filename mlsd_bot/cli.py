@@ -116,7 +116,7 @@ def cmd_detect(args, settings: Settings) -> None:
     items = list(read_jsonl(args.file, "text")) if args.file else [{"text": args.text}]
     for item in items:
         _check_phase(item.get("phase"))
-    detector = SignalDetector(get_encoder())
+    detector = SignalDetector(get_encoder(), cache_dir=settings.data_dir / "cache")
     for item in items:
         signals = detector.detect(item["text"], item.get("phase") or args.phase).signals
         if args.file:

@@ -53,7 +53,8 @@ def build_deps(settings: Settings, voice: str | None = None, clock: Callable[[],
     seed_cache(settings.data_dir / "tiktoken")
     prompts = Prompts(settings.prompts_dir)
     deps = Deps(cases={c.id: c for c in load_cases(settings.knowledge_dir)},
-                retriever=Retriever(open_index(settings)), detector=SignalDetector(get_encoder()),
+                retriever=Retriever(open_index(settings)),
+                detector=SignalDetector(get_encoder(), cache_dir=settings.data_dir / "cache"),
                 prompts=prompts, pitfalls=load_pitfalls(), clock=clock)
     if (voice or settings.voice) == "openai":
         from .models import OpenAIChatModel

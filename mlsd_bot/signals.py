@@ -12,6 +12,8 @@ dropped first: they are candidate speech and earn nothing.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +73,28 @@ class Detection:
     quotes: dict[str, str]  # signal -> the sentence that carried it
 
 
+def encode_cached(encoder: MiniLM, texts: list[str], cache_dir: Path | None) -> np.ndarray:
+    """Encode `texts`, reusing a copy saved under `cache_dir` for exactly these texts.
+
+    The exemplars are ~1,000 sentences: encoding them costs seconds at every start
+    of the CLI or the app, loading them costs milliseconds.
+    """
+    if cache_dir is None:
+        return encoder.encode(texts)
+    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:20]
+    path = cache_dir / f"vectors-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = encoder.encode(texts)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, vectors)
+    os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    return vectors
+
+
 class SignalDetector:
-    def __init__(self, encoder: MiniLM, path: Path = DATA):
+    def __init__(self, encoder: MiniLM, path: Path = DATA, cache_dir: Path | None = None):
         self.encoder = encoder
         self.specs, negatives = load_specs(path)
         texts, owners = [], []
@@ -81,8 +103,8 @@ class SignalDetector:
             owners += [sid] * (1 + len(spec.exemplars))
         # Exemplars are grouped by signal in SIGNALS order: remember where each group starts.
         self._starts = np.array([owners.index(s) for s in SIGNALS])
-        self._ex = encoder.encode(texts)
-        self._neg = encoder.encode(negatives) if negatives else np.zeros((0, 384), np.float32)
+        self._ex = encode_cached(encoder, texts, cache_dir)
+        self._neg = encode_cached(encoder, negatives, cache_dir) if negatives else np.zeros((0, 384), np.float32)
 
     def detect(self, text: str, phase: str | None = None) -> Detection:
         """Signals of any phase may be found; `phase` (where the interview is) is a soft prior."""
