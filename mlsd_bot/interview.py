@@ -134,7 +134,7 @@ class Interview:
                 pieces.append(piece)
                 yield piece
             turn.text = "".join(pieces).strip() or decision.draft
-            turn.notice = getattr(self.deps.voice, "last_error", None)
+            turn.notice = decision.notice
             self._on_change(self.state)
 
         return stream()

@@ -68,6 +68,7 @@ class Decision:
     citations: list[str] = field(default_factory=list)
     facts: list[str] = field(default_factory=list)
     next_phase: str | None = None
+    notice: str | None = None  # set by a voice that had to fall back (e.g. the LLM failed)
 
 
 @dataclass

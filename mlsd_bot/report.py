@@ -8,6 +8,7 @@ as contract JSON, Markdown, and a self-contained HTML page with a bar chart.
 from __future__ import annotations
 
 import html
+import re
 import time
 from typing import Literal, Optional
 
@@ -161,7 +162,7 @@ def to_markdown(r: Report) -> str:
     for p, pr in r.phases.items():
         lines += ["", f"## {PHASE_TITLES[p]} - {pr.score}/4", "", pr.feedback]
         lines += [f"- You said ({s}): \"{_md_escape(q)}\"" for s, q in pr.quotes.items()]
-        lines += [f"- Recommended ({a.signal}): {a.text} _[{a.source}]_" for a in pr.advice]
+        lines += [f"- Recommended ({a.signal}): {_md_escape(a.text)} _[{a.source}]_" for a in pr.advice]
     lines += ["", "## What to study next", ""] + [f"{i}. **{s.title}** (`{s.source}`): {s.why}"
                                                   for i, s in enumerate(r.study, 1)]
     return "\n".join(lines) + "\n"
@@ -169,18 +170,22 @@ def to_markdown(r: Report) -> str:
 
 def _md_escape(text: str) -> str:
     """Candidate text in Markdown: no raw HTML, no markup injection."""
-    return html.escape(text).replace("|", "\\|").replace("*", "\\*").replace("_", "\\_").replace("`", "\\`")
+    return re.sub(r"([|*_`~\[\]])", r"\\\1", html.escape(text, quote=False))
+
+
+PHASE_SHORT = {"clarify": "Clarify", "framing": "Framing", "data": "Data", "model": "Model",
+               "evaluation": "Evaluation", "serving": "Serving", "monitoring": "Monitoring"}
 
 
 def bar_chart_svg(r: Report, width: int = 520) -> str:
     """Per-phase scores as horizontal bars: inline SVG, no scripts, no outside files."""
-    rows, h = [], 26
+    rows, h, left, bar = [], 26, 100, width - 150  # room on the right for the "4/4" label
     for i, (p, pr) in enumerate(r.phases.items()):
-        y, w = 10 + i * h, int((width - 190) * pr.score / 4)
-        rows.append(f'<text x="0" y="{y + 15}" font-size="13">{html.escape(PHASE_TITLES[p][:24])}</text>'
-                    f'<rect x="180" y="{y}" width="{width - 190}" height="18" fill="#eee"/>'
-                    f'<rect x="180" y="{y}" width="{w}" height="18" fill="#3b6fd8"/>'
-                    f'<text x="{184 + w}" y="{y + 14}" font-size="12">{pr.score}/4</text>')
+        y, w = 10 + i * h, int(bar * pr.score / 4)
+        rows.append(f'<text x="0" y="{y + 14}" font-size="13">{PHASE_SHORT[p]}</text>'
+                    f'<rect x="{left}" y="{y}" width="{bar}" height="18" fill="#eee"/>'
+                    f'<rect x="{left}" y="{y}" width="{w}" height="18" fill="#3b6fd8"/>'
+                    f'<text x="{left + w + 6}" y="{y + 14}" font-size="12">{pr.score}/4</text>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="Scores per phase" '
             f'width="{width}" height="{20 + h * len(r.phases)}" font-family="sans-serif">{"".join(rows)}</svg>')
 

@@ -46,21 +46,19 @@ class LLMVoice:
     topics: dict[str, tuple[str, str]]  # signal -> (label, description)
     minutes_left: callable = lambda state: 0
     budget: int = PROMPT_BUDGET
-    last_error: str | None = None
 
     @property
     def label(self) -> str:
         return f"llm:{self.model.name}"
 
     def speak(self, decision: Decision, state: InterviewState, case: Case) -> Iterator[str]:
-        self.last_error = None
         said = False
         try:
             for piece in self.model.stream(self.messages(decision, state, case)):
                 said = True
                 yield piece
         except ModelError as e:
-            self.last_error = str(e)
+            decision.notice = str(e)  # on the decision, not the voice: voices are shared between users
             notice = self.prompts.say("fallback_notice", state.session_id)
             yield ("\n\n" if said else "") + notice + "\n\n" + decision.draft
 

@@ -1,0 +1,148 @@
+"""Take the README screenshots: docs/setup.png, docs/interview.png, docs/report.png.
+
+Runs `python app.py` on a scratch data dir (the knowledge index is copied from
+the configured data dir, or built when there is none), then plays a short
+interview in headless Chromium - Debian's /usr/bin/chromium, nothing is
+downloaded. Your own saved interviews are never touched.
+
+    .venv/bin/python scripts/screenshots.py [--out docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import Page, expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from mlsd_bot.config import load_settings
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+CASE_TITLE = "Video recommendation"
+OPENING = [("Before drawing boxes: is success watch time or long-term retention? I'd assume about 500M daily "
+            "active users, and the home feed needs p99 latency under 200 ms."),
+           "Labels come from implicit feedback - watch completion, likes and skips - and arrive within minutes.",
+           "I would just use a deep neural network trained on all the data, with accuracy as the metric."]
+# One answer per later phase, so the report has something to score.
+PHASE_ANSWERS = {
+    "framing": "The ML objective is expected watch time per user and video; input: user, context and a candidate "
+               "video; output: a ranking score. It is a ranking problem.",
+    "data": "Training data from impression and watch logs; features are user and video embeddings plus context; "
+            "negative sampling with a time-based split to avoid leakage.",
+    "model": "Start from a popularity baseline, then a two-tower model for candidate generation and a ranker "
+             "trained with a multi-task loss: cross-entropy on clicks plus a watch-time head.",
+    "evaluation": "Offline recall@k for retrieval and NDCG for ranking; online an A/B test on watch time and retention.",
+    "serving": "An ANN index for retrieval, a feature store for online features, and cached user embeddings.",
+    "monitoring": "Dashboards and alerts on feature drift and the prediction distribution; retrain daily and roll "
+                  "back when the online metric drops below a threshold.",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scratch_data_dir() -> Path:
+    """A temp data dir holding a copy of the existing index (so no 25 s ingest), without sessions."""
+    src, dest = load_settings().data_dir, Path(tempfile.mkdtemp(prefix="mlsd-shots-")) / "data"
+    if (src / "chroma").is_dir():
+        shutil.copytree(src, dest, ignore=shutil.ignore_patterns("sessions.sqlite3*", "web-secret"))
+    return dest
+
+
+def start_app(data_dir: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "MLSD_DATA_DIR": str(data_dir), "MLSD_VOICE": "offline", "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env)
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never via a proxy
+    for _ in range(600):
+        try:
+            direct.open(f"http://127.0.0.1:{port}/config", timeout=2)
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                sys.exit("app.py exited early")
+            time.sleep(0.3)
+    proc.kill()
+    sys.exit("app.py did not start")
+
+
+def idle(page: Page) -> None:
+    """Wait for the reply to finish streaming: gradio marks its outputs "generating" until then."""
+    expect(page.locator("[data-testid=status-tracker].generating")).to_have_count(0)
+
+
+def say(page: Page, text: str) -> None:
+    replies = page.locator("#chat [data-testid=bot]").count()
+    page.locator("#msg textarea").fill(text)
+    page.locator("#msg textarea").press("Enter")
+    expect(page.locator("#chat [data-testid=bot]")).to_have_count(replies + 1)
+    idle(page)
+
+
+def go_to_phase(page: Page, phase: str) -> None:
+    """Press Next until the tracker shows `phase` (the interviewer may already have moved on)."""
+    current = page.locator("#tracker li[aria-current=step]")
+    while current.get_attribute("data-phase") != phase:
+        page.locator("#next").click()
+        idle(page)
+
+
+def play(page: Page, url: str, out: Path) -> None:
+    page.goto(url)
+    page.locator("#case input").click()
+    page.get_by_role("option", name=CASE_TITLE, exact=True).click()
+    page.locator("#start").click()
+    expect(page.locator("#chat [data-testid=bot]")).to_have_count(1)
+    idle(page)
+    page.screenshot(path=str(out / "setup.png"))  # the problem statement, the tracker, the clock
+    for text in OPENING:
+        say(page, text)
+    page.locator("#chat details summary").last.click()  # open the critique's sources, and show them
+    page.locator("#chat details blockquote").last.evaluate("e => e.scrollIntoView({block: 'end'})")
+    page.screenshot(path=str(out / "interview.png"))
+    for phase, text in PHASE_ANSWERS.items():
+        go_to_phase(page, phase)
+        say(page, text)
+    if page.locator("#end").is_visible():  # covering the last phase may already have closed the interview
+        page.locator("#end").click()
+    expect(page.locator("#report-chart svg")).to_be_visible()
+    page.screenshot(path=str(out / "report.png"), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": 1500})
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=ROOT / "docs")
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    port, data_dir = free_port(), scratch_data_dir()
+    app = start_app(data_dir, port)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            expect.set_options(timeout=60_000)
+            play(page, f"http://127.0.0.1:{port}/", args.out)
+            browser.close()
+    finally:
+        app.kill()
+        app.wait()
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+    print(f"wrote {', '.join(str(args.out / n) for n in ('setup.png', 'interview.png', 'report.png'))}")
+
+
+if __name__ == "__main__":
+    main()
