@@ -16,7 +16,7 @@ from typing import Callable
 import yaml
 
 from .cases import Case
-from .contract import PHASE_TITLES, PHASES, SIGNAL_PHASE, Action, next_phase, phase_signals
+from .contract import PHASE_TITLES, SIGNAL_PHASE, Action, next_phase, phase_signals
 from .prompts import Prompts
 from .retrieval import Hit, Retriever, terms
 from .signals import Detection, SignalDetector, strip_injection

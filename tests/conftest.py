@@ -9,6 +9,7 @@ started with `subprocess_env()` get the same guard through a generated
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import socket
@@ -239,3 +240,37 @@ def real_index_settings(tmp_path_factory) -> Settings:
     ingest(settings, progress=None)
     return settings
 
+
+
+# --- the interviewer's dependencies, built once per session ------------------------
+
+class FakeClock:
+    """A clock the test moves by hand (epoch-like seconds): no test waits or depends on real time."""
+
+    def __init__(self, start: float = 1_700_000_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(scope="session")
+def base_deps(real_index_settings):
+    """Deps over the real knowledge base; read-only, so tests share them."""
+    from mlsd_bot.interview import build_deps
+
+    return build_deps(real_index_settings, clock=FakeClock())
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def deps(base_deps, clock):
+    """The shared deps with this test's own clock."""
+    return dataclasses.replace(base_deps, clock=clock)

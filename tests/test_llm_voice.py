@@ -30,30 +30,10 @@ MODEL = "gpt-test-mini"
 DECISION_KEYS = ("phase", "action", "topic", "covered", "citations")
 
 
-class FakeClock:
-    def __init__(self, start: float = 1_700_000_000.0):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture(scope="module")
-def base_deps(real_index_settings):
-    return build_deps(real_index_settings, clock=FakeClock())
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def offline_deps(base_deps, clock):
-    return dataclasses.replace(base_deps, clock=clock)
+def offline_deps(deps):
+    """The shared offline deps (conftest) with this test's clock."""
+    return deps
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ time is under the test's control. Then the real CLI replays the shared transcrip
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import shutil
@@ -16,47 +15,23 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import FakeClock
+
+from mlsd_bot.config import PROJECT_ROOT
 
 from mlsd_bot.contract import PHASES, SIGNAL_PHASE, SIGNALS, phase_signals
 from mlsd_bot.errors import BadInputError, MlsdError
-from mlsd_bot.interview import MAX_MESSAGE_CHARS, Interview, build_deps
+from mlsd_bot.interview import MAX_MESSAGE_CHARS, Interview
 from mlsd_bot.report import VERDICTS
 from mlsd_bot.state import InterviewState
 
 ACTIONS = {"ask", "follow_up", "critique", "hint", "advance", "close"}
 VERDICT_IDS = {v for _, v in VERDICTS}
 TURN_KEYS = {"type", "turn", "phase", "action", "topic", "covered", "text", "citations"}
-TRANSCRIPTS = Path("/work/shared/eval/transcripts")
+TRANSCRIPTS = PROJECT_ROOT.parent / "shared" / "eval" / "transcripts"  # ../shared beside the checkout, as in CI
 MLSD_BOT = Path(sys.executable).with_name("mlsd-bot")
 
 
-class FakeClock:
-    """A clock the test moves by hand (epoch-like seconds)."""
-
-    def __init__(self, start: float = 1_700_000_000.0):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture(scope="module")
-def base_deps(real_index_settings):
-    return build_deps(real_index_settings, clock=FakeClock())
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def deps(base_deps, clock):
-    """The shared (read-only) deps with this test's own clock."""
-    return dataclasses.replace(base_deps, clock=clock)
 
 
 # --- scripted candidates ----------------------------------------------------------------

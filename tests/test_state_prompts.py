@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from pathlib import Path
 
 import jinja2
 import jinja2.meta
 import pytest
+from conftest import FakeClock
 import yaml
 from pydantic import ValidationError
 
 from mlsd_bot.config import PROJECT_ROOT
 from mlsd_bot.contract import PHASE_TITLES, PHASES, SIGNALS, phase_signals
 from mlsd_bot.errors import SessionNotFoundError
-from mlsd_bot.interview import Interview, build_deps
+from mlsd_bot.interview import Interview
 from mlsd_bot.prompts import Prompts
 from mlsd_bot.report import VERDICTS, Report, to_html, to_markdown, verdict
 from mlsd_bot.sessions import SessionStore
@@ -25,30 +24,6 @@ PROMPTS_DIR = PROJECT_ROOT / "prompts"
 VERDICT_IDS = [v for _, v in VERDICTS]
 
 
-class FakeClock:
-    def __init__(self, start: float = 1_700_000_000.0):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture(scope="module")
-def base_deps(real_index_settings):
-    return build_deps(real_index_settings, clock=FakeClock())
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def deps(base_deps, clock):
-    return dataclasses.replace(base_deps, clock=clock)
 
 
 @pytest.fixture(scope="module")
