@@ -34,13 +34,26 @@ def _say(stream) -> None:
     print("\n")
 
 
-def run_chat(settings: Settings, case_id: str | None, level: str, minutes: int, voice: str | None) -> None:
+def _replay_so_far(iv: Interview) -> None:
+    for t in iv.state.turns:
+        print(f"{'interviewer' if t.role == 'interviewer' else 'you'}> {t.text}\n")
+
+
+def run_chat(settings: Settings, case_id: str | None, level: str, minutes: int, voice: str | None,
+             resume: str | None = None) -> None:
     deps = build_deps(settings, voice=voice)
     store = SessionStore(settings.sessions_db)
-    iv = Interview.new(deps, _pick_case(deps.cases, case_id), level=level, budget_minutes=minutes,
-                       on_change=store.save)
+    if resume:
+        iv = Interview(store.load(resume), deps, on_change=store.save)
+        if iv.finished:
+            raise MlsdError(f"interview {resume} has ended - print it with `mlsd-bot report {resume}`")
+        _replay_so_far(iv)
+    else:
+        iv = Interview.new(deps, _pick_case(deps.cases, case_id), level=level, budget_minutes=minutes,
+                           on_change=store.save)
     print(f"({deps.voice.label} voice, session {iv.state.session_id}) {HELP}")
-    _say(iv.open())
+    if not iv.state.turns:
+        _say(iv.open())
     while not iv.finished:
         try:
             text = input("you> ")

@@ -175,7 +175,8 @@ def _save(settings: Settings, iv, report=None) -> None:
 def cmd_chat(args, settings: Settings) -> None:
     from .chat import run_chat
 
-    run_chat(settings, case_id=args.case, level=args.level, minutes=args.minutes, voice=args.voice)
+    run_chat(settings, case_id=args.case, level=args.level, minutes=args.minutes, voice=args.voice,
+             resume=args.resume)
 
 
 def cmd_report(args, settings: Settings) -> None:
@@ -196,7 +197,10 @@ def cmd_report(args, settings: Settings) -> None:
 def cmd_sessions(args, settings: Settings) -> None:
     from .sessions import SessionStore
 
-    for s in SessionStore(settings.sessions_db).list():
+    sessions = SessionStore(settings.sessions_db).list()
+    if not sessions:
+        print("no saved interviews yet - start one with `mlsd-bot chat` or `make run`")
+    for s in sessions:
         state = "done" if s.finished else f"in {s.phase}"
         print(f"{s.id}  {s.case_id:24} {s.level:7} {state:14} {'' if s.score is None else s.score}")
 
@@ -233,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_replay)
     ch = sub.add_parser("chat", help="an interactive interview in the terminal")
     _interview_args(ch, case_required=False)
+    ch.add_argument("--resume", metavar="SESSION", help="continue a saved, unfinished interview")
     ch.set_defaults(fn=cmd_chat)
     rp = sub.add_parser("report", help="print the report of a saved interview")
     rp.add_argument("session", nargs="?", help="session id (default: the latest finished)")
