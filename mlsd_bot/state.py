@@ -46,6 +46,7 @@ class InterviewState(BaseModel):
     case_id: str
     level: Level = "senior"
     budget_minutes: int = Field(45, ge=5, le=180)
+    voice: str = "offline"  # the voice picked at the start ("offline" or "llm"), used again on resume
     started_at: float = 0.0  # clock reading at the start (epoch seconds with a real clock)
     phase: str = PHASES[0]
     phase_started_at: float = 0.0

@@ -72,3 +72,23 @@ def test_progress_plots_only_finished_interviews():
     assert svg.startswith("<svg") and svg.count("<polyline") == 7 and svg.count("<circle") == 4  # 2 runs x 2 phases
     rows = views.history_rows([summary(1, False)], {"toy": "Toy"})
     assert rows[0][1:5] == ["Toy", "senior", "unfinished (monitoring)", 50]
+
+
+def test_resume_speaks_with_the_voice_the_candidate_picked(deps, tmp_path):
+    """An interview started with the LLM voice resumes with it; an offline one stays offline."""
+    from mlsd_bot.interview import llm_voice
+    from mlsd_bot.models import ScriptedModel
+    from mlsd_bot.sessions import SessionStore
+    from mlsd_bot.voice import LLMVoice, OfflineVoice
+    from mlsd_bot.web.control import Control
+
+    model = ScriptedModel("Welcome - what would you clarify first?")
+    control = Control(deps.with_voice(llm_voice(model, deps)), SessionStore(tmp_path / "s.sqlite3"), tmp_path)
+    picked = {}
+    for voice in ("offline", "llm"):
+        iv = control.start("news_feed", "senior", 45, voice)
+        list(iv.open())
+        picked[voice] = control.store.load(iv.state.session_id)
+    model.assert_complete()  # only the LLM interview called the model
+    assert isinstance(control.resume(picked["llm"]).deps.voice, LLMVoice)
+    assert isinstance(control.resume(picked["offline"]).deps.voice, OfflineVoice)

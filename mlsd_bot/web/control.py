@@ -1,8 +1,8 @@
 """Start, resume and finish interviews for the browser UI (plain Python, no gradio).
 
 One `Control` serves every browser session: it holds only read-only things (the
-shared `Deps`, the SQLite store, the output folder). Each interview gets its own
-voice object, because `LLMVoice` keeps the last error of the call it made.
+shared `Deps`, the SQLite store, the output folder). The voice a candidate picked
+is kept in the interview's state, so a resumed interview speaks with it again.
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ class Control:
             raise BadInputError(f"the time budget must be {MIN_MINUTES} to {MAX_MINUTES} minutes")
         if case_id == RANDOM_CASE:
             case_id = random.choice(sorted(self.deps.cases))
-        return Interview.new(self._deps_for(voice), case_id, level=level, budget_minutes=int(minutes),
-                             on_change=self.store.save)
+        iv = Interview.new(self._deps_for(voice), case_id, level=level, budget_minutes=int(minutes),
+                           on_change=self.store.save)
+        iv.state.voice = voice
+        return iv
 
     def resumable(self, session_id: str | None) -> InterviewState | None:
         """The saved state of an unfinished interview with this id, if there is one."""
@@ -72,7 +74,8 @@ class Control:
 
     def resume(self, state: InterviewState) -> Interview:
         """Rebuild the interview from its saved state; it goes on saving to the same row."""
-        return Interview(state, self._deps_for(self.default_voice()), on_change=self.store.save)
+        voice = state.voice if state.voice in self.voices else self.default_voice()
+        return Interview(state, self._deps_for(voice), on_change=self.store.save)
 
     def finish(self, iv: Interview) -> Finished:
         """Save the report with the session and write the two downloads."""
