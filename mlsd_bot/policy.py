@@ -104,16 +104,18 @@ class Policy:
             return self.advance(state, ack, reason="time" if self._time_up(state) else "covered", covered=det.signals)
         return self._follow_up(state, ack, det) or self.advance(state, ack, reason="covered", covered=det.signals)
 
-    def close(self, state: InterviewState, summary: str = "") -> Decision:
+    def close(self, state: InterviewState, covered: list[str] | None = None) -> Decision:
+        """The last turn; the interview adds the score summary to its words."""
         state.finished = True
-        return Decision("close", state.phase, self.prompts.say("close", self._seed(state), summary=summary))
+        return Decision("close", state.phase, self.prompts.say("close", self._seed(state), summary=""),
+                        covered=covered or [])
 
     # --- moves ---------------------------------------------------------------
 
     def advance(self, state: InterviewState, ack: str, reason: str, covered: list[str] | None = None) -> Decision:
         nxt = next_phase(state.phase)
         if nxt is None:
-            return self.close(state)
+            return self.close(state, covered)
         seed = self._seed(state)
         slot = "transition_time" if reason == "time" else "transition"
         words = [ack, self.prompts.say(slot, seed, phase_title=PHASE_TITLES[nxt]),

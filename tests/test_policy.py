@@ -481,3 +481,23 @@ def test_replay_shared_transcripts_through_the_cli(replay_data_dir, subprocess_e
         assert covered_in_turns == set(report["signals"]["covered"])
         scores[path.name.split(".")[1]] = o["score"]
     assert scores["medium"] > scores["weak"]
+
+
+def test_higher_levels_are_graded_stricter_and_asked_deeper(deps, clock):
+    """The same answers score lower at staff than at mid; staff gets the sharper questions; mid skips optional signals."""
+    scores = []
+    for level in ("mid", "senior", "staff"):
+        iv = Interview.new(deps, "news_feed", level=level)
+        run_messages(iv, clock, STRONG_NEWS_FEED[:6] + ["/end"])
+        scores.append(iv.report().overall.score)
+    assert scores[0] >= scores[1] >= scores[2] and scores[0] > scores[2]
+
+    optional = set(deps.cases["news_feed"].optional_signals)
+    for level, kind in (("mid", "ask"), ("senior", "ask"), ("staff", "deep")):
+        follow_ups = [t for t in run_weak(Interview.new(deps, "news_feed", level=level), clock)
+                      if t["action"] == "follow_up"]
+        assert len(follow_ups) >= 5
+        for t in follow_ups:
+            assert any(q in t["text"] for q in deps.prompts.questions[t["topic"]][kind]), (level, t["text"])
+        topics = {t["topic"] for t in follow_ups}
+        assert not topics & optional if level == "mid" else topics & optional, level
