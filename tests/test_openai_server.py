@@ -102,26 +102,22 @@ def test_status_429_raises_rate_limit_error(server: FakeOpenAIServer, client: op
 
 def test_status_429_then_reply_succeeds_with_one_retry(server: FakeOpenAIServer) -> None:
     server.enqueue(Fault.status(429, "slow down"), "Recovered after a retry.")
-    started = time.monotonic()
     with make_client(server, max_retries=1) as retrying:
         completion = retrying.chat.completions.create(model="gpt-test", messages=MESSAGES)
     assert completion.choices[0].message.content == "Recovered after a retry."
-    assert time.monotonic() - started < 0.3  # retry-after-ms: 1 skips the ~0.5 s backoff
     assert [r["path"] for r in server.requests] == ["/v1/chat/completions"] * 2
     server.assert_complete()
 
 
 def test_delay_triggers_client_timeout(server: FakeOpenAIServer) -> None:
     server.enqueue(Fault.delay(5, then="too late"))
-    started = time.monotonic()
     with make_client(server, timeout=0.5) as impatient:
         with pytest.raises(openai.APITimeoutError):
             impatient.chat.completions.create(model="gpt-test", messages=MESSAGES)
-    assert time.monotonic() - started < 2
 
 
 def test_delay_does_not_block_other_requests(server: FakeOpenAIServer, client: openai.OpenAI) -> None:
-    server.enqueue(Fault.delay(1.0, then="slow reply"), "fast reply")
+    server.enqueue(Fault.delay(3.0, then="slow reply"), "fast reply")
     results: dict[str, str | None] = {}
 
     def slow_call() -> None:
@@ -133,11 +129,10 @@ def test_delay_does_not_block_other_requests(server: FakeOpenAIServer, client: o
     while not server.requests and time.monotonic() < deadline:  # the delayed request took the first item
         time.sleep(0.01)
 
-    started = time.monotonic()
     fast = client.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content
     assert fast == "fast reply"
-    assert time.monotonic() - started < 0.5
-    worker.join(timeout=3)
+    assert "slow" not in results  # answered while the delayed request was still waiting: not serialised
+    worker.join(timeout=10)
     assert results["slow"] == "slow reply"
     server.assert_complete()
 

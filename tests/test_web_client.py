@@ -204,14 +204,14 @@ def test_a_slow_llm_reply_does_not_block_other_users(llm, llm_app: AppServer, tm
     llm.enqueue("Hello, let us begin.")
     slow.predict("news_feed", "senior", 45, "llm", api_name="/start")
     asked = len(llm.requests)
-    llm.enqueue(Fault.delay(6, then="A considered answer, after a long think."))
+    llm.enqueue(Fault.delay(10, then="A considered answer, after a long think."))
     job = slow.submit("We expect 300M daily active users.", api_name="/send")
     deadline = time.monotonic() + 30
     while len(llm.requests) == asked:  # wait until the slow reply is stuck in the LLM call
         assert time.monotonic() < deadline, "the slow reply never reached the LLM"
         time.sleep(0.05)
-    began = time.monotonic()
     fast.predict("visual_search", "mid", 20, "offline", api_name="/start")
     fast.predict("We index about ten billion images.", api_name="/send")  # the same endpoint as the slow call
-    assert time.monotonic() - began < 4 and not job.done(), "one user's slow reply held up another user"
+    # Ordering, not timing: the other user was served while the slow reply was still waiting on the LLM.
+    assert not job.done(), "one user's slow reply held up another user"
     assert texts(job.result()[CHAT])[-1][1] == "A considered answer, after a long think."
