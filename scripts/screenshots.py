@@ -104,10 +104,12 @@ def play(page: Page, url: str, out: Path) -> None:
     page.goto(url)
     page.locator("#case input").click()
     page.get_by_role("option", name=CASE_TITLE, exact=True).click()
+    page.locator("h1").first.click()  # close the dropdown so the whole form shows
+    page.wait_for_timeout(600)  # let its closing animation finish
+    page.screenshot(path=str(out / "setup.png"))  # the setup form: case, level, time budget, voice
     page.locator("#start").click()
     expect(page.locator("#chat [data-testid=bot]")).to_have_count(1)
     idle(page)
-    page.screenshot(path=str(out / "setup.png"))  # the problem statement, the tracker, the clock
     for text in OPENING:
         say(page, text)
     page.locator("#chat details summary").last.click()  # open the critique's sources, and show them
