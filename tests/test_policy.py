@@ -461,10 +461,12 @@ def test_replay_shared_transcripts_through_the_cli(replay_data_dir, subprocess_e
         *turns, report = out
         assert all(t["type"] == "turn" for t in turns)
         check_invariants(turns)
-        assert len(turns) == 1 + len(messages)  # the opening, then one reply per message (the last is /end)
+        # The opening, then one reply per message until the close: a phase that is fully covered
+        # moves on by itself, so the candidate's later "/next" can reach the end before "/end" does.
+        assert 1 < len(turns) <= 1 + len(messages)
         for msg, t in zip(messages, turns[1:]):
             if msg == "/next":
-                assert t["action"] == "advance" and t["covered"] == []
+                assert t["action"] in ("advance", "close") and t["covered"] == []
         assert turns[-1]["action"] == "close"
         assert all(isinstance(c, str) and "#" in c for t in turns for c in t["citations"])
 
