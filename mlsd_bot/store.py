@@ -19,7 +19,7 @@ from chromadb.config import Settings as ChromaSettings
 
 from .config import Settings
 from .embeddings import MiniLMEmbeddingFunction
-from .errors import ConfigError, IndexMissingError
+from .errors import ConfigError, IndexMissingError, NoteError
 from .knowledge import Chunk, Note, chunk_note, load_notes
 
 COLLECTION = "mlsd_knowledge"
@@ -127,10 +127,22 @@ def ingest(settings: Settings, progress: Callable[[str], None] | None = _stderr_
 
 
 def open_index(settings: Settings, build_if_missing: bool = True) -> KnowledgeIndex:
-    """The index, built first when it is missing (as the contract asks of every command)."""
+    """The index, built first when it is missing and brought up to date when notes changed.
+
+    Refreshing is incremental (a no-op costs a few milliseconds), so an edited note is
+    searchable without a manual `mlsd-bot ingest`. If a note is malformed, an existing
+    index is still served as it was, with a one-line warning; with no index, it is an error.
+    """
     index = KnowledgeIndex(open_client(settings))
-    if index.is_empty():
-        if not build_if_missing:
-            raise IndexMissingError()
-        index.ingest(load_notes(settings.knowledge_dir), _stderr_progress)
+    if index.is_empty() and not build_if_missing:
+        raise IndexMissingError()
+    try:
+        notes = load_notes(settings.knowledge_dir)
+    except NoteError as e:
+        if index.is_empty():
+            raise
+        print(f"mlsd-bot: warning: {e} - serving the previous index; fix the note and run `mlsd-bot ingest`",
+              file=sys.stderr)
+        return index
+    index.ingest(notes, _stderr_progress)
     return index

@@ -143,6 +143,30 @@ def test_open_index_builds_a_missing_index(settings) -> None:
     assert index.collection.count() == len(_expected_chunks(settings))
 
 
+def test_open_index_picks_up_an_edited_note_without_a_manual_ingest(settings) -> None:
+    ingest(settings, progress=None)
+    note = settings.knowledge_dir / "case_studies" / "toy_feed.md"
+    note.write_text(note.read_text().replace("two-tower candidate generator", "zebra-striped candidate generator"))
+    hit = Retriever(open_index(settings)).search("zebra-striped candidate generator", k=1)[0]
+    assert "zebra-striped" in hit.chunk.text and hit.chunk.case == "toy_feed"
+
+
+def test_open_index_serves_the_previous_index_when_a_note_breaks(settings, capsys) -> None:
+    ingest(settings, progress=None)
+    before = _stored(settings)
+    (settings.knowledge_dir / "case_studies" / "toy_blur.md").write_text("---\nid: [broken\n---\n")
+    index = open_index(settings)
+    assert index.collection.count() == len(before) and _stored(settings) == before
+    warning = capsys.readouterr().err.strip()
+    assert warning.count("\n") == 0 and "case_studies/toy_blur.md" in warning and "previous index" in warning
+
+
+def test_open_index_with_no_index_and_a_broken_note_is_an_error(settings) -> None:
+    (settings.knowledge_dir / "case_studies" / "toy_blur.md").write_text("no front matter\n")
+    with pytest.raises(NoteError):
+        open_index(settings)
+
+
 # --- the embedding function -------------------------------------------------------
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
