@@ -30,6 +30,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     llm_timeout: float = 30.0
     llm_retries: int = 1
+    llm_detect: bool = False  # with the LLM voice, also let the LLM refine signal detection
     host: str = "127.0.0.1"
     port: int = 7860
     auth: tuple[str, str] | None = field(default=None, repr=False)
@@ -58,6 +59,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw) if raw else default
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+    return raw in ("1", "true", "yes")
 
 
 def _auth(raw: str | None) -> tuple[str, str] | None:
@@ -96,6 +104,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_key=key,
         llm_timeout=float(_int(env, "MLSD_LLM_TIMEOUT", 30)),
         llm_retries=_int(env, "MLSD_LLM_RETRIES", 1),
+        llm_detect=_flag(env, "MLSD_LLM_DETECT"),
         host=env.get("MLSD_HOST") or "127.0.0.1",
         port=_int(env, "MLSD_PORT", 7860),
         auth=_auth(env.get("MLSD_AUTH")),

@@ -21,7 +21,7 @@ from .policy import Decision, Pitfall, Policy, load_pitfalls
 from .prompts import Prompts
 from .report import Report, build_report, to_markdown
 from .retrieval import Retriever
-from .signals import SignalDetector
+from .signals import RefinedDetector, SignalDetector
 from .state import InterviewState, Level, Turn
 from .voice import LLMVoice, OfflineVoice, Voice
 
@@ -33,7 +33,7 @@ class Deps:
     """What an interview needs; built once per process, shared read-only."""
     cases: dict[str, Case]
     retriever: Retriever
-    detector: SignalDetector
+    detector: SignalDetector | RefinedDetector
     prompts: Prompts
     pitfalls: list[Pitfall]
     voice: Voice = field(default_factory=OfflineVoice)
@@ -57,9 +57,12 @@ def build_deps(settings: Settings, voice: str | None = None, clock: Callable[[],
                 detector=SignalDetector(get_encoder(), cache_dir=settings.data_dir / "cache"),
                 prompts=prompts, pitfalls=load_pitfalls(), clock=clock)
     if (voice or settings.voice) == "openai":
-        from .models import OpenAIChatModel
+        from .models import LLMSignalJudge, OpenAIChatModel
 
         deps.voice = llm_voice(OpenAIChatModel(settings), deps)
+        if settings.llm_detect:
+            descriptions = {s: spec.description for s, spec in deps.detector.specs.items()}
+            deps.detector = RefinedDetector(deps.detector, LLMSignalJudge(settings, prompts, descriptions))
     return deps
 
 

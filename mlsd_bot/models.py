@@ -10,12 +10,21 @@ Every provider failure becomes a `ModelError` whose message holds no secret.
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+from typing import Iterator, Literal, Protocol
+
+from pydantic import BaseModel
 
 from .config import Settings
+from .contract import SIGNALS
 from .errors import ModelError
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
+SignalId = Literal[SIGNALS]  # type: ignore[valid-type]  # the 25 contract ids, nothing else
+
+
+class SignalJudgment(BaseModel):
+    """What the LLM judge may answer: a list of contract signal ids."""
+    signals: list[SignalId]
 
 
 class ChatModel(Protocol):
@@ -67,3 +76,23 @@ class ScriptedModel:
 
     def assert_complete(self) -> None:
         assert not self.queue, f"{len(self.queue)} scripted repl(ies) never used"
+
+
+class LLMSignalJudge:
+    """`SignalJudge` over an OpenAI-compatible server, with JSON-schema structured output."""
+
+    def __init__(self, settings: Settings, prompts, descriptions: dict[str, str]):
+        from langchain_openai import ChatOpenAI
+
+        llm = ChatOpenAI(model=settings.model, api_key=settings.api_key or "not-needed", base_url=settings.base_url,
+                         timeout=settings.llm_timeout, max_retries=settings.llm_retries, temperature=0)
+        self._judge = llm.with_structured_output(SignalJudgment, method="json_schema")
+        self._prompts, self._signals = prompts, list(descriptions.items())
+
+    def judge(self, text: str, phase: str | None, suggested: list[str]) -> list[str]:
+        prompt = self._prompts.llm("detect.j2", phase=phase or "any", signals=self._signals,
+                                   suggested=suggested, message=text)
+        try:
+            return list(self._judge.invoke(prompt).signals)
+        except Exception as e:  # network, status, timeout, or a reply that is not the schema
+            raise ModelError(f"the LLM signal judge failed ({type(e).__name__})") from None

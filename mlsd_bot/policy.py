@@ -76,7 +76,7 @@ class Policy:
     """Everything a decision depends on, passed in (no globals)."""
     case: Case
     retriever: Retriever
-    detector: SignalDetector
+    detector: SignalDetector  # or a RefinedDetector: the same detect() and specs
     prompts: Prompts
     pitfalls: list[Pitfall]
     clock: Callable[[], float]

@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
+from typing import Protocol
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import yaml
 
 from .contract import SIGNALS
 from .embeddings import MiniLM
+from .errors import MlsdError
 
 DATA = Path(__file__).parent / "data" / "signals.yaml"
 SIM_FLOOR = 0.55  # absolute cosine a sentence needs to an exemplar (tuned on bench/data)
@@ -30,6 +32,7 @@ NEG_MARGIN = 0.0  # ... and how much closer it must be than to any negative
 RUNNER_UP = 0.02  # a second signal counts when its match is this close to the best one
 PHASE_BONUS = 0.14  # the current phase's signals are likelier: a prior, not a filter
 EXPLAINED_FLOOR = 0.7  # a sentence a cue already explains needs a closer semantic match to add more
+QUOTE_CHARS = 140
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 _INJECTION = re.compile(
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(rubric|instructions?|prompt|rules|scor\w*|grading)\b"
@@ -138,3 +141,33 @@ class SignalDetector:
 
     def _in_phase(self, phase: str | None) -> np.ndarray:
         return np.array([self.specs[s].phase == phase for s in SIGNALS], dtype=np.float32)
+
+
+class SignalJudge(Protocol):
+    """A second opinion on one message: the signal ids it carries (raises ModelError on failure)."""
+
+    def judge(self, text: str, phase: str | None, suggested: list[str]) -> list[str]: ...
+
+
+class RefinedDetector:
+    """The offline detector, refined by an LLM judge when one is configured (MLSD_LLM_DETECT).
+
+    The judge sees the offline suggestion and returns a typed list of signal ids (structured
+    output, never parsed prose). Injection is stripped before the judge sees the message; if
+    the judge fails, the offline detection stands.
+    """
+
+    def __init__(self, detector: SignalDetector, judge: SignalJudge):
+        self.detector, self.judge, self.specs = detector, judge, detector.specs
+
+    def detect(self, text: str, phase: str | None = None) -> Detection:
+        offline = self.detector.detect(text, phase)
+        clean = strip_injection(text)
+        if not clean:
+            return offline
+        try:
+            judged = set(self.judge.judge(clean, phase, offline.signals))
+        except MlsdError:
+            return offline
+        ordered = [s for s in SIGNALS if s in judged]
+        return Detection(ordered, {s: offline.quotes.get(s) or clean[:QUOTE_CHARS] for s in ordered})
