@@ -301,6 +301,8 @@ LLM_VARS = {
     "turn.j2": TURN_VARS,
     "summary.j2": dict(turns=[dict(role="candidate", phase="clarify", text="We have 2B users."),
                               dict(role="interviewer", phase="clarify", text="What latency budget?")]),
+    "detect.j2": dict(phase="clarify", signals=[("scale", "users, QPS, corpus size"), ("privacy", "personal data")],
+                      suggested=["scale"], message="Half a billion people use it daily."),
 }
 
 
@@ -324,6 +326,10 @@ def test_every_llm_template_renders(prompts):
     assert "Topic:" not in bare and "Facts" not in bare and "move the interview on to: Deployment and serving" in bare
     summary = prompts.llm("summary.j2", **LLM_VARS["summary.j2"])
     assert "- candidate (clarify): We have 2B users." in summary
+    detect = prompts.llm("detect.j2", **LLM_VARS["detect.j2"])
+    assert "- privacy: personal data" in detect and "suggested: scale." in detect
+    assert "<message>\nHalf a billion people use it daily.\n</message>" in detect
+    assert "suggested: none." in prompts.llm("detect.j2", **{**LLM_VARS["detect.j2"], "suggested": []})
 
 
 # --- the report ------------------------------------------------------------------------------
