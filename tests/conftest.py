@@ -274,3 +274,14 @@ def clock() -> FakeClock:
 def deps(base_deps, clock):
     """The shared deps with this test's own clock."""
     return dataclasses.replace(base_deps, clock=clock)
+
+
+@pytest.fixture(scope="module")
+def app(request, real_index_settings, tmp_path_factory, subprocess_env, _child_guard):
+    """The real browser app (python app.py) on a free loopback port, over a copy of the real index."""
+    from support.web_server import launch_app
+
+    workdir = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    server = launch_app(real_index_settings.data_dir, workdir, subprocess_env(), _child_guard[1])
+    yield server
+    server.stop()

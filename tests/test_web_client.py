@@ -35,14 +35,6 @@ CHAT, TRACKER, CLOCK, BOX, HEAD, REPORT_MD, SOURCES, DL_MD, DL_HTML = 0, 1, 2, 3
 SID, O_CHAT, O_TITLE, O_TRACKER, O_CLOCK = 0, 1, 2, 3, 4
 
 
-@pytest.fixture(scope="module")
-def app(real_index_settings, tmp_path_factory, subprocess_env, _child_guard) -> Iterator[AppServer]:
-    server = launch_app(real_index_settings.data_dir, tmp_path_factory.mktemp("web-client"), subprocess_env(),
-                        _child_guard[1])
-    yield server
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
 def _client_stays_offline(monkeypatch) -> None:
     """gradio_client calls huggingface.co twice on its own; both are turned off here.

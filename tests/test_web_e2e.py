@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
-from support.web_server import AppServer, launch_app
+from support.web_server import AppServer
 
 from mlsd_bot.cases import load_cases
 from mlsd_bot.config import PROJECT_ROOT
@@ -32,14 +32,6 @@ expect.set_options(timeout=TIMEOUT_MS)  # the first reply of a fresh server load
 
 
 # --- fixtures ---------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def app(real_index_settings, tmp_path_factory, subprocess_env, _child_guard) -> Iterator[AppServer]:
-    server = launch_app(real_index_settings.data_dir, tmp_path_factory.mktemp("web-e2e"), subprocess_env(),
-                        _child_guard[1])
-    yield server
-    server.stop()
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
