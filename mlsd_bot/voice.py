@@ -9,7 +9,7 @@ and the candidate is told - the interview goes on and nothing is lost.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from . import tokens
 from .cases import Case
@@ -44,7 +44,7 @@ class LLMVoice:
     model: ChatModel
     prompts: Prompts
     topics: dict[str, tuple[str, str]]  # signal -> (label, description)
-    minutes_left: callable = lambda state: 0
+    minutes_left: Callable[[InterviewState], float] = lambda state: 0.0  # passed in: the clock is the interview's
     budget: int = PROMPT_BUDGET
 
     @property
@@ -82,10 +82,15 @@ class LLMVoice:
         turns = state.turns[:-1] if state.turns and state.turns[-1].role == "interviewer" else state.turns
         recent, older = turns[-RECENT_TURNS:], turns[:-RECENT_TURNS]
         msgs = [{"role": "assistant" if t.role == "interviewer" else "user",
-                 "content": f"<candidate>{t.text}</candidate>" if t.role == "candidate" else t.text} for t in recent]
+                 "content": _fence(t.text) if t.role == "candidate" else t.text} for t in recent]
         if older:
             lines = [dict(role=t.role, phase=t.phase, text=tokens.truncate(t.text, SUMMARY_LINE_TOKENS)) for t in older]
             msgs.insert(0, {"role": "user", "content": self.prompts.llm("summary.j2", turns=lines)})
         while msgs and sum(tokens.count(m["content"]) for m in msgs) > budget:
             msgs.pop(0)  # drop the oldest first: the decision itself is always in the turn prompt
         return msgs
+
+
+def _fence(text: str) -> str:
+    """Candidate words inside tags the system prompt calls data; a closing tag in them cannot end the fence."""
+    return "<candidate>" + text.replace("</candidate", "<\\/candidate") + "</candidate>"
