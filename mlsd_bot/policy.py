@@ -17,7 +17,7 @@ import yaml
 
 from .cases import Case
 from .contract import PHASE_TITLES, SIGNAL_PHASE, Action, next_phase, phase_signals
-from .prompts import Prompts
+from .prompts import Prompts, mid_sentence
 from .retrieval import Hit, Retriever, terms
 from .signals import Detection, SignalDetector, strip_injection
 from .state import Evidence, InterviewState
@@ -118,7 +118,7 @@ class Policy:
             return self.close(state, covered)
         seed = self._seed(state)
         slot = "transition_time" if reason == "time" else "transition"
-        words = [ack, self.prompts.say(slot, seed, phase_title=PHASE_TITLES[nxt]),
+        words = [ack, self.prompts.say(slot, seed, phase_title=mid_sentence(PHASE_TITLES[nxt])),
                  self.prompts.say(f"phase_open.{nxt}", seed)]
         state.phase, state.phase_started_at = nxt, self.clock()
         state.asked.append(f"open:{nxt}")
@@ -157,7 +157,7 @@ class Policy:
                 return None
             state.critiques[f"deepen:{state.phase}"] = state.phase
             state.asked.append(f"cq:{question}")
-            return self._grounded(state, det, f"your {self.detector.specs[fresh[0]].label.lower()}", text, question)
+            return self._grounded(state, det, f"your {mid_sentence(self.detector.specs[fresh[0]].label)}", text, question)
         return None
 
     def _grounded(self, state: InterviewState, det: Detection, choice: str, query: str, question: str,
@@ -197,7 +197,7 @@ class Policy:
     def _ack(self, state: InterviewState, det: Detection) -> str:
         seed = self._seed(state)
         if det.signals:
-            labels = " and ".join(self.detector.specs[s].label.lower() for s in det.signals[:2])
+            labels = " and ".join(mid_sentence(self.detector.specs[s].label) for s in det.signals[:2])
             return self.prompts.say("ack_covered", seed, labels=labels)
         return self.prompts.say("ack", seed)
 

@@ -17,6 +17,11 @@ import yaml
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
+def mid_sentence(label: str) -> str:
+    """A title used inside a sentence: "Business goal" -> "business goal", but "ML objective" stays."""
+    return label if label[:2].isupper() else label[:1].lower() + label[1:]
+
+
 def pick(options: list[str], seed: str) -> str:
     """A stable choice among variants for `seed`."""
     return options[int(hashlib.sha1(seed.encode()).hexdigest(), 16) % len(options)]

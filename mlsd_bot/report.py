@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from .cases import Case
 from .contract import PHASE_TITLES, PHASES, SIGNALS, Verdict, phase_signals
+from .prompts import mid_sentence
 from .retrieval import Retriever
 from .state import InterviewState
 
@@ -102,7 +103,7 @@ def _advice(retriever: Retriever, case: Case, phase: str, missed: list[str], des
 
 
 def _feedback(covered: list[str], missed: list[str], labels: dict[str, str]) -> str:
-    name = lambda ids: ", ".join(labels[s].lower() for s in ids)
+    name = lambda ids: ", ".join(mid_sentence(labels[s]) for s in ids)
     if not missed:
         return f"Complete: you covered {name(covered)}."
     if not covered:

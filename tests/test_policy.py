@@ -422,7 +422,7 @@ def test_time_budget_moves_the_phase_on(deps, clock, base_deps):
     clock.advance(iv.state.phase_budget("clarify"))  # now past the clarify budget
     t = consume(iv, iv.send("I'm not really sure about that one."))
     assert (t["action"], t["phase"]) == ("advance", "framing")
-    title = "framing the problem as an ml task"
+    title = "framing the problem as an ML task"  # mid-sentence: lower-cased first letter, "ML" kept
     time_lines = [base_deps.prompts.say("transition_time", str(i), phase_title=title) for i in range(40)]
     assert any(line in t["text"] for line in set(time_lines)), t["text"]
     assert iv.state.phase_started_at == clock()
