@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .knowledge import load_notes
+from .knowledge import Note, load_notes
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,12 @@ class Case:
     optional_signals: tuple[str, ...] = ()  # asked last, weigh half in the score
 
 
+def cases_of(notes: list[Note]) -> list[Case]:
+    """The cases among already-loaded notes, sorted by id."""
+    return sorted((Case(n.id, n.title, n.problem or "", n.optional_signals) for n in notes if n.kind == "case"),
+                  key=lambda c: c.id)
+
+
 def load_cases(knowledge_dir: Path) -> list[Case]:
     """All cases, sorted by id (validates the notes as a side effect)."""
-    notes = [n for n in load_notes(knowledge_dir) if n.kind == "case"]
-    return sorted((Case(n.id, n.title, n.problem or "", n.optional_signals) for n in notes), key=lambda c: c.id)
+    return cases_of(load_notes(knowledge_dir))

@@ -73,28 +73,29 @@ def cmd_cases(args, settings: Settings) -> None:
             print(f"{c.id:24} {c.title}")
 
 
-def _search_inputs(args, cases: list[str]) -> Iterator[dict]:
+def _search_inputs(args) -> list[dict]:
+    """Every query with its filters; the phase is checked here, the case against the index."""
     if (args.query is None) == (args.file is None):
         raise BadInputError("give a QUERY or --file Q.jsonl (exactly one)")
-    items = read_jsonl(args.file, "query") if args.file else [{"query": args.query}]
+    items = list(read_jsonl(args.file, "query")) if args.file else [{"query": args.query}]
     for item in items:
         item.setdefault("case", args.case)
         item.setdefault("phase", args.phase)
-        _check_case(item["case"], cases)
         _check_phase(item["phase"])
-        yield item
+    return items
 
 
 def cmd_search(args, settings: Settings) -> None:
-    from .cases import load_cases
     from .retrieval import Retriever
     from .store import open_index
 
     if args.k < 1:
         raise BadInputError("-k must be at least 1")
-    case_ids = [c.id for c in load_cases(settings.knowledge_dir)]
-    items = list(_search_inputs(args, case_ids))  # validate all before any work
+    items = _search_inputs(args)  # bad input fails before the index is opened
     retriever = Retriever(open_index(settings))
+    case_ids = sorted({c.case for c in retriever.chunks if c.case})
+    for item in items:  # all checked before any result is printed
+        _check_case(item["case"], case_ids)
     for item in items:
         hits = [h.to_json() for h in retriever.search(item["query"], item["case"], item["phase"], args.k)]
         if args.file:
@@ -143,7 +144,6 @@ def cmd_replay(args, settings: Settings) -> None:
     messages = [m["text"] for m in read_jsonl(args.file, "text")]
     clock = SimClock(args.seconds_per_message)
     deps = build_deps(settings, voice=args.voice, clock=clock)
-    _check_case(args.case, sorted(deps.cases))
     iv = Interview.new(deps, args.case, level=args.level, budget_minutes=args.minutes)
     out = [_consume(iv, iv.open())]
     for text in messages:

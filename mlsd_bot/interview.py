@@ -45,15 +45,17 @@ class Deps:
 
 def build_deps(settings: Settings, voice: str | None = None, clock: Callable[[], float] = time.time) -> Deps:
     """Load the index, detector and prompts; pick the voice from settings (or `voice`)."""
-    from .cases import load_cases
+    from .cases import cases_of
     from .embeddings import get_encoder
+    from .knowledge import load_notes
     from .store import open_index
     from .tokens import seed_cache
 
     seed_cache(settings.data_dir / "tiktoken")
     prompts = Prompts(settings.prompts_dir)
-    deps = Deps(cases={c.id: c for c in load_cases(settings.knowledge_dir)},
-                retriever=Retriever(open_index(settings)),
+    notes = load_notes(settings.knowledge_dir)  # read once: the cases and the index refresh share them
+    deps = Deps(cases={c.id: c for c in cases_of(notes)},
+                retriever=Retriever(open_index(settings, notes=notes)),
                 detector=SignalDetector(get_encoder(), cache_dir=settings.data_dir / "cache"),
                 prompts=prompts, pitfalls=load_pitfalls(), clock=clock)
     if (voice or settings.voice) == "openai":

@@ -33,15 +33,19 @@ class ChatModel(Protocol):
     def stream(self, messages: list[Message]) -> Iterator[str]: ...
 
 
+def _chat_openai(settings: Settings, **options):
+    """LangChain's ChatOpenAI for the configured server, model, timeout and retries."""
+    from langchain_openai import ChatOpenAI
+
+    # Local servers (Ollama, llama.cpp) need no key, but the client insists on one.
+    return ChatOpenAI(model=settings.model, api_key=settings.api_key or "not-needed", base_url=settings.base_url,
+                      timeout=settings.llm_timeout, max_retries=settings.llm_retries, **options)
+
+
 class OpenAIChatModel:
     def __init__(self, settings: Settings):
-        from langchain_openai import ChatOpenAI
-
         self.name = settings.model
-        # Local servers (Ollama, llama.cpp) need no key, but the client insists on one.
-        self._llm = ChatOpenAI(model=settings.model, api_key=settings.api_key or "not-needed",
-                               base_url=settings.base_url, timeout=settings.llm_timeout,
-                               max_retries=settings.llm_retries, streaming=True, temperature=0.4)
+        self._llm = _chat_openai(settings, streaming=True, temperature=0.4)
 
     def stream(self, messages: list[Message]) -> Iterator[str]:
         try:
@@ -82,10 +86,7 @@ class LLMSignalJudge:
     """`SignalJudge` over an OpenAI-compatible server, with JSON-schema structured output."""
 
     def __init__(self, settings: Settings, prompts, descriptions: dict[str, str]):
-        from langchain_openai import ChatOpenAI
-
-        llm = ChatOpenAI(model=settings.model, api_key=settings.api_key or "not-needed", base_url=settings.base_url,
-                         timeout=settings.llm_timeout, max_retries=settings.llm_retries, temperature=0)
+        llm = _chat_openai(settings, temperature=0)
         self._judge = llm.with_structured_output(SignalJudgment, method="json_schema")
         self._prompts, self._signals = prompts, list(descriptions.items())
 

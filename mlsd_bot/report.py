@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from .cases import Case
 from .contract import PHASE_TITLES, PHASES, SIGNALS, Verdict, phase_signals
+from .policy import best_sentence  # the same one-sentence extraction the critiques use
 from .prompts import mid_sentence
 from .retrieval import Retriever
 from .state import InterviewState
@@ -90,8 +91,6 @@ def verdict(score: int) -> Verdict:
 
 
 def _advice(retriever: Retriever, case: Case, phase: str, missed: list[str], descriptions: dict[str, str]) -> list[Advice]:
-    from .policy import best_sentence  # the same one-sentence extraction the critiques use
-
     out: list[Advice] = []
     for sid in missed[:2]:
         for hit in retriever.search(descriptions[sid], case=case.id, phase=phase, k=3):

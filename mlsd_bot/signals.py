@@ -32,7 +32,6 @@ NEG_MARGIN = 0.0  # ... and how much closer it must be than to any negative
 RUNNER_UP = 0.02  # a second signal counts when its match is this close to the best one
 PHASE_BONUS = 0.14  # the current phase's signals are likelier: a prior, not a filter
 EXPLAINED_FLOOR = 0.7  # a sentence a cue already explains needs a closer semantic match to add more
-QUOTE_CHARS = 140
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 _INJECTION = re.compile(
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(rubric|instructions?|prompt|rules|scor\w*|grading)\b"
@@ -170,4 +169,4 @@ class RefinedDetector:
         except MlsdError:
             return offline
         ordered = [s for s in SIGNALS if s in judged]
-        return Detection(ordered, {s: offline.quotes.get(s) or clean[:QUOTE_CHARS] for s in ordered})
+        return Detection(ordered, {s: offline.quotes.get(s) or clean for s in ordered})  # the policy shortens quotes

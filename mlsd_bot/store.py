@@ -126,23 +126,25 @@ def ingest(settings: Settings, progress: Callable[[str], None] | None = _stderr_
     return KnowledgeIndex(open_client(settings)).ingest(notes, progress)
 
 
-def open_index(settings: Settings, build_if_missing: bool = True) -> KnowledgeIndex:
+def open_index(settings: Settings, build_if_missing: bool = True, notes: list[Note] | None = None) -> KnowledgeIndex:
     """The index, built first when it is missing and brought up to date when notes changed.
 
     Refreshing is incremental (a no-op costs a few milliseconds), so an edited note is
-    searchable without a manual `mlsd-bot ingest`. If a note is malformed, an existing
-    index is still served as it was, with a one-line warning; with no index, it is an error.
+    searchable without a manual `mlsd-bot ingest`. Pass `notes` when the caller has loaded
+    them already. If a note is malformed, an existing index is still served as it was,
+    with a one-line warning; with no index, it is an error.
     """
     index = KnowledgeIndex(open_client(settings))
     if index.is_empty() and not build_if_missing:
         raise IndexMissingError()
-    try:
-        notes = load_notes(settings.knowledge_dir)
-    except NoteError as e:
-        if index.is_empty():
-            raise
-        print(f"mlsd-bot: warning: {e} - serving the previous index; fix the note and run `mlsd-bot ingest`",
-              file=sys.stderr)
-        return index
+    if notes is None:
+        try:
+            notes = load_notes(settings.knowledge_dir)
+        except NoteError as e:
+            if index.is_empty():
+                raise
+            print(f"mlsd-bot: warning: {e} - serving the previous index; fix the note and run `mlsd-bot ingest`",
+                  file=sys.stderr)
+            return index
     index.ingest(notes, _stderr_progress)
     return index

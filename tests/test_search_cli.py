@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -186,3 +187,15 @@ def test_ingest_of_a_malformed_note_is_one_line_naming_the_file(cli, kb_dir: Pat
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "mlsd-bot: error: case_studies/toy_feed.md: front matter needs a non-empty 'title'"]
+
+
+def test_search_keeps_serving_the_index_when_a_note_breaks(cli, tmp_path):
+    kb = tmp_path / "kb"
+    shutil.copytree(PROJECT_ROOT / "knowledge", kb)
+    (kb / "case_studies" / "broken.md").write_text("no front matter here\n")
+    proc = cli("search", "population stability index", "--phase", "monitoring", "-k", "3", "--json",
+               MLSD_KNOWLEDGE_DIR=str(kb))
+    hits = _ok_json(proc)
+    _check_hits(hits, 3, phase="monitoring")
+    warning = proc.stderr.strip()
+    assert warning.count("\n") == 0 and "case_studies/broken.md" in warning and "previous index" in warning
