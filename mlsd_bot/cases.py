@@ -14,11 +14,14 @@ class Case:
     title: str
     problem: str
     optional_signals: tuple[str, ...] = ()  # asked last, weigh half in the score
+    facts: tuple[tuple[str, str], ...] = ()  # (topic, fact): what the interviewer tells when asked
+    source: str = ""  # the note, e.g. case_studies/news_feed.md
 
 
 def cases_of(notes: list[Note]) -> list[Case]:
     """The cases among already-loaded notes, sorted by id."""
-    return sorted((Case(n.id, n.title, n.problem or "", n.optional_signals) for n in notes if n.kind == "case"),
+    return sorted((Case(n.id, n.title, n.problem or "", n.optional_signals, n.facts, n.source)
+                   for n in notes if n.kind == "case"),
                   key=lambda c: c.id)
 
 

@@ -25,6 +25,10 @@ CHUNKER_VERSION = "2"  # bump when chunking changes so every note is re-embedded
 _HEADING = re.compile(r"^## +(.+?)\s*$", re.M)
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _ANY_HEADING = re.compile(r"^#{1,6} .*$", re.M)
+FACTS = "facts"  # the optional first section of a case note: what the interviewer tells when asked
+PUSHBACK = "pushback"  # a `### Pushback` sub-section: counterpoints keyed by pitfall id
+REQUIRED_FACTS = ("business_objective", "scale", "latency", "labels", "privacy")
+_BULLET = re.compile(r"^\s*[-*] +`?([a-z][a-z0-9_]*)`?\s*:\s*(.+?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Note:
     problem: str | None = None  # cases: the interviewer's opening prompt
     phase: str | None = None  # framework notes: the phase they describe
     optional_signals: tuple[str, ...] = ()  # cases: signals that matter less here
+    facts: tuple[tuple[str, str], ...] = ()  # cases: (topic, fact) the interviewer reveals when asked
+    pushback: tuple[tuple[str, str, str], ...] = ()  # (pitfall id, phase, counterpoint sentence)
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,9 @@ class Chunk:
     @property
     def citation(self) -> str:
         """What the interviewer cites: the note and its section."""
-        return f"{self.source}#{self.phase if self.case else _slug(self.heading)}"
+        if self.case:
+            return f"{self.source}#{FACTS if self.heading.lower() == FACTS else self.phase}"
+        return f"{self.source}#{_slug(self.heading)}"
 
 
 def _slug(text: str) -> str:
@@ -85,9 +93,11 @@ def _check_case_headings(body: str, source: str) -> None:
     if body.strip() and not body.lstrip().startswith("## "):
         raise NoteError(source, "text before the first '## ' phase heading")
     found = [h.strip().lower() for h in _HEADING.findall(body)]
+    if found[:1] == [FACTS]:
+        found = found[1:]
     for h in found:
         if h not in PHASES:
-            raise NoteError(source, f"unknown phase heading '## {h}' (expected one of: {', '.join(p.title() for p in PHASES)})")
+            raise NoteError(source, f"unknown phase heading '## {h}' (expected Facts or one of: {', '.join(p.title() for p in PHASES)})")
     if found != list(PHASES):
         missing = [p for p in PHASES if p not in found]
         problem = f"missing phase section(s): {', '.join(missing)}" if missing else "phase sections repeated or out of order"
@@ -122,7 +132,7 @@ def parse_note(path: Path, root: Path) -> Note:
             raise NoteError(source, f"unknown phase {meta['phase']!r}")
         if not _has_text(body):
             raise NoteError(source, "the note has no text to index")
-        return Note(kind="framework", phase=meta["phase"], **common)
+        return Note(kind="framework", phase=meta["phase"], pushback=_pushback(body, source, meta["phase"]), **common)
     if meta["kind"] != "case":
         raise NoteError(source, f"kind must be 'framework' or 'case', got {meta['kind']!r}")
     _require(meta, ("problem",), source)
@@ -133,7 +143,50 @@ def parse_note(path: Path, root: Path) -> Note:
     unknown = [s for s in optional if s not in SIGNALS] if isinstance(optional, list) else [optional]
     if unknown:
         raise NoteError(source, f"optional_signals lists unknown signal(s): {unknown}")
-    return Note(kind="case", problem=" ".join(meta["problem"].split()), optional_signals=tuple(optional), **common)
+    return Note(kind="case", problem=" ".join(meta["problem"].split()), optional_signals=tuple(optional),
+                facts=_facts(body, source), pushback=_pushback(body, source), **common)
+
+
+def _sections(body: str, level: str) -> list[tuple[str, str]]:
+    """(heading, text) for each heading of `level` ("##" or "###"); a section ends at the next heading as high."""
+    parts = re.split(rf"^(#{{2,{len(level)}}}) +(.+?)\s*$", body, flags=re.M)[1:]
+    return [(h.strip(), t) for mark, h, t in zip(parts[::3], parts[1::3], parts[2::3]) if mark == level]
+
+
+def _bullets(text: str, source: str, where: str) -> list[tuple[str, str]]:
+    """`- key: text` bullets; any other non-blank line is an error (it would be silently unused)."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _BULLET.match(line)
+        if not m:
+            raise NoteError(source, f"{where}: every line must be a '- key: text' bullet, got {line.strip()[:60]!r}")
+        out.append((m.group(1), m.group(2)))
+    return out
+
+
+def _facts(body: str, source: str) -> tuple[tuple[str, str], ...]:
+    """The `## Facts` section: `- topic: fact` bullets; topics are signal ids or short snake_case words."""
+    section = next((t for h, t in _sections(body, "##") if h.lower() == FACTS), None)
+    if section is None:
+        return ()
+    facts = _bullets(section, source, "## Facts")
+    missing = [k for k in REQUIRED_FACTS if k not in {t for t, _ in facts}]
+    if missing:
+        raise NoteError(source, f"## Facts lacks a fact for: {', '.join(missing)}")
+    return tuple(facts)
+
+
+def _pushback(body: str, source: str, phase: str | None = None) -> tuple[tuple[str, str, str], ...]:
+    """`### Pushback` sub-sections: `- pitfall_id: counterpoint` bullets, tagged with their phase."""
+    out = []
+    for h2, text in [("", body)] if phase else _sections(body, "##"):
+        where = phase or h2.lower()
+        for h3, sub in _sections(text, "###"):
+            if h3.lower() == PUSHBACK:
+                out += [(pid, where, sentence) for pid, sentence in _bullets(sub, source, f"{where} › Pushback")]
+    return tuple(out)
 
 
 def load_notes(root: Path) -> list[Note]:
@@ -162,6 +215,7 @@ def chunk_note(note: Note) -> list[Chunk]:
     for section in _headers.split_text(note.body):
         h2, h3 = section.metadata.get("h2", ""), section.metadata.get("h3", "")
         phase = note.phase or h2.strip().lower()
+        phase = PHASES[0] if phase == FACTS else phase  # facts are what the candidate clarifies
         heading = " › ".join(h for h in (h2, h3) if h)
         for piece in _splitter.split_text(section.page_content):
             chunks.append(Chunk(
