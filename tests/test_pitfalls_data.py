@@ -4,6 +4,9 @@ The engine reads this file and the knowledge notes key their pushback bullets on
 its ids, so the catalogue is checked as data: the fixed ids in their fixed order,
 every field present and well-typed, every mistake exemplar passing its own cue
 gate, and every case id one the product knows (today's notes or a coming case).
+The notes' `### Pushback` bullets are checked against it: one generic counterpoint
+per pitfall in its phase's framework note, one per pitfall x applicable case in
+that case's phase section, each a quotable sentence kept whole inside one chunk.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import yaml
 
 from mlsd_bot.config import PROJECT_ROOT
 from mlsd_bot.contract import PHASES, SIGNALS
+from mlsd_bot.knowledge import chunk_note, load_notes
 
 PITFALLS_FILE = PROJECT_ROOT / "mlsd_bot" / "data" / "pitfalls.yaml"
 CASE_NOTES = PROJECT_ROOT / "knowledge" / "case_studies"
@@ -131,3 +135,43 @@ def test_every_case_id_is_known_and_cases_never_overlap_fine_in(catalogue) -> No
         assert not unknown, (p["id"], unknown)
         assert len(set(p["cases"])) == len(p["cases"]) and len(set(p["fine_in"])) == len(p["fine_in"]), p["id"]
         assert not set(p["cases"]) & set(p["fine_in"]), p["id"]
+
+
+# --- the pushback sentences in the knowledge notes -----------------------------------
+
+@pytest.fixture(scope="module")
+def notes():
+    return load_notes(PROJECT_ROOT / "knowledge")
+
+
+def test_every_pitfall_has_one_generic_counterpoint_in_its_phase_note(catalogue, notes) -> None:
+    framework = {n.phase: n for n in notes if n.kind == "framework"}
+    for phase, note in framework.items():
+        ids = [pid for pid, _, _ in note.pushback]
+        assert sorted(ids) == sorted(p["id"] for p in catalogue if p["phase"] == phase), note.source
+
+
+def test_every_pitfall_and_applicable_case_has_one_counterpoint_in_that_phase(catalogue, notes) -> None:
+    """Case notes hold a bullet exactly where a pitfall applies: its phase, one of its `cases`."""
+    phase_of = {p["id"]: p["phase"] for p in catalogue}
+    for note in (n for n in notes if n.kind == "case"):
+        have = sorted((pid, phase) for pid, phase, _ in note.pushback)
+        want = sorted((p["id"], p["phase"]) for p in catalogue if note.id in p["cases"])
+        assert have == want, (note.source, set(have) ^ set(want))
+        assert all(phase_of[pid] == phase for pid, phase in have)
+
+
+def test_counterpoints_read_as_quotable_facts(notes) -> None:
+    for note in notes:
+        for pid, _, sentence in note.pushback:
+            assert 20 <= len(sentence.split()) <= 45, (note.source, pid)
+            assert sentence.endswith("."), (note.source, pid)
+            assert not re.search(r"(strong|weak|good) candidate|candidates? (should|must|would)|\binterviewer", sentence, re.I), (note.source, pid)
+
+
+def test_each_counterpoint_stays_whole_inside_one_chunk_of_its_phase(notes) -> None:
+    """What retrieval cites must contain the whole sentence, so no bullet may straddle a chunk border."""
+    for note in notes:
+        chunks = [(c.phase, " ".join(c.text.split())) for c in chunk_note(note)]
+        for pid, phase, sentence in note.pushback:
+            assert any(p == phase and sentence in text for p, text in chunks), (note.source, pid)
