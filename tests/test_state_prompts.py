@@ -182,6 +182,7 @@ PLAUSIBLE = {
     "ack": "Good - that covers scale.",
     "question": "What latency budget do we have?",
     "quote": "I'd evaluate on accuracy",
+    "choice": "accuracy as the headline metric",
     "term": "HNSW",
     "facts": "About 2,000 transactions per second at peak.",
     "go_on": "Go on.",
