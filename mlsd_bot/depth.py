@@ -53,7 +53,10 @@ class DepthGrader:
         return Grade(2, "specific (a number or a named method)")
 
     def _lists(self, sentence: str) -> bool:
-        return len(self._any_term.findall(sentence)) >= self.enumeration and sentence.count(",") >= 2
+        """Names listed side by side ("Offline metrics: AUC, precision, recall, NDCG"), no choice among them."""
+        body = sentence.split(":", 1)[-1]
+        items = [i for i in re.split(r",|;|\band\b|\bor\b", body) if i.strip(" .!?")]
+        return len(items) >= self.enumeration and all(len(i.split()) <= 4 for i in items)
 
     def named_term(self, sentence: str, signal: str | None = None) -> str | None:
         """The concrete choice a sentence names (for a question about the candidate's own words)."""

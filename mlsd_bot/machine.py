@@ -85,3 +85,7 @@ def mermaid() -> str:
                 lines.append(f"    {phase} --> finished: {t.event} / {t.action}")
     lines.append("    finished --> [*]")
     return "\n".join(dict.fromkeys(lines)) + "\n"
+
+
+if __name__ == "__main__":  # python -m mlsd_bot.machine: the diagram for docs/state_machine.md
+    print(mermaid(), end="")

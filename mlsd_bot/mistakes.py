@@ -10,7 +10,10 @@ it, the correct counterpart). A sentence is a mistake when
 2. its MiniLM embedding is closer to the mistake examples than to the
    look-alikes, by a margin, and close enough to them in absolute terms - a
    much higher bar for a pitfall of another phase than the one being discussed;
-3. the message does not use the vocabulary of the fix: words that several
+3. of all pitfalls, this one's examples (mistakes or look-alikes) are the
+   nearest to the sentence: a sentence about accuracy on rare fraud is not
+   about launching on an offline gain, even if both mention AUC;
+4. the message does not use the vocabulary of the fix: words that several
    look-alikes share and no mistake example uses ("logQ", "point-in-time",
    "recalibrate"), learned from the catalogue itself.
 Thresholds were chosen on the tune cases of bench/data/critiques.jsonl (bench/critiques.py).
@@ -36,6 +39,7 @@ MARGIN = 0.03  # ... and at least this much closer than to the nearest look-alik
 CLOSE_FLOOR, CLOSE_MARGIN = 0.5, 0.08  # or: a little less close, but clearly closer to the mistakes
 OFF_PHASE_FLOOR = 0.8  # the same for a pitfall of another phase: only an unmistakable match
 OFF_PHASE_MARGIN = 0.1
+NEAREST_SLACK = 0.05  # how far another pitfall's examples may be nearer before this one is ruled out
 FIX_WORD_MIN = 2  # a fix word appears in at least this many look-alikes and in no mistake example
 _CLAUSE_END = re.compile(r"[,;:()\u2014]|\s-\s|\b(?:but|so|and then|whereas|while|then)\b", re.I)
 _NEGATOR = re.compile(r"\b(?:not|no|never|nor|without|instead of|rather than|avoid\w*|against|beyond|other than|"
@@ -111,6 +115,8 @@ class MistakeSpotter:
         self.pitfalls, self.encoder = pitfalls, encoder
         texts = [s for p in pitfalls for s in (*p.mistake, *p.correct)]
         vectors = encode_cached(encoder, texts, cache_dir) if texts else np.zeros((0, 384), np.float32)
+        self._all = vectors
+        self._owner = np.array([i for i, p in enumerate(pitfalls) for _ in (*p.mistake, *p.correct)])
         self._vec: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._fix = {p.id: fix_words(p) for p in pitfalls}
         i = 0
@@ -136,6 +142,8 @@ class MistakeSpotter:
         found = []
         for p, s, m in gated:
             v = vecs[index[s]]
+            if not self._nearest(v, p):
+                continue
             mis, cor = self._vec[p.id]
             sim_m = float((mis @ v).max()) if len(mis) else 0.0
             sim_c = float((cor @ v).max()) if len(cor) else 0.0
@@ -147,6 +155,13 @@ class MistakeSpotter:
             if hit:
                 found.append(Spotted(p, s, m.group(0), sim_m - sim_c))
         return sorted(found, key=lambda f: -f.margin)
+
+    def _nearest(self, v: np.ndarray, p: Pitfall) -> bool:
+        """Is `p` (within a little slack) the pitfall whose examples are nearest to this sentence?"""
+        sims = self._all @ v
+        best = np.full(len(self.pitfalls), -1.0)
+        np.maximum.at(best, self._owner, sims)
+        return best[self.pitfalls.index(p)] >= best.max() - NEAREST_SLACK
 
     @staticmethod
     def _cue(p: Pitfall, sentence: str) -> re.Match | None:

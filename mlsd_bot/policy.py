@@ -155,9 +155,9 @@ class Policy:
         asked = " ".join(reading.questions)
         heard = self.detector.detect(asked, state.phase)
         topics = heard.signals
+        if not topics and heard.relevance < OFF_TOPIC_FLOOR and not covered:
+            return self._redirect(state, "off_topic")  # "what's your favourite film?" gets no fact
         facts = self.facts.lookup(asked, topics)
-        if not facts and not topics and heard.relevance < OFF_TOPIC_FLOOR and not covered:
-            return self._redirect(state, "off_topic")
         seed = self._seed(state)
         topic = (facts[0].topic if facts and facts[0].topic in SIGNAL_PHASE else None) or (topics[0] if topics else None)
         for t in [f.topic for f in facts] + topics:

@@ -108,7 +108,7 @@ class Reader:
     def is_fragment(self, sentence: str) -> bool:
         """A verbless list of names ("Embeddings, negative sampling, feature store."): no claim is made."""
         words = _WORD.findall(sentence.lower())
-        if not words or any(w in self.claim_words for w in words) or _NUMBER.search(sentence):
-            return False
+        if not words or any(w in self.claim_words for w in words) or _NUMBER.search(sentence) or ":" in sentence:
+            return False  # a claim, a number, or a labelled list ("the features: history, embeddings") answers
         items = [i for i in _LIST_SPLIT.split(sentence.lower()) if i.strip(" .!?-")]
         return len(items) >= 2 and all(len(i.split()) <= 4 for i in items)

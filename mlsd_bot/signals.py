@@ -118,20 +118,21 @@ class SignalDetector:
         found: dict[str, str] = {}
         lexical = [self._lexical(s) for s in sents]
         semantic = self._semantic(sents, phase, context) if sents else []
-        for s, lex, (sims, sem) in zip(sents, lexical, semantic):
+        for s, lex, (sims, sem, _) in zip(sents, lexical, semantic):
             extra = [sid for sid in sem if not lex or sims[SIGNALS.index(sid)] >= EXPLAINED_FLOOR]
             for sid in lex + extra:
                 found.setdefault(sid, s)
         ordered = [s for s in SIGNALS if s in found]
-        relevance = max((float(sims.max()) for sims, _ in semantic), default=0.0)
+        relevance = max((raw for _, _, raw in semantic), default=0.0)
         return Detection(ordered, {s: found[s] for s in ordered}, 1.0 if any(lexical) else relevance)
 
     def _lexical(self, sentence: str) -> list[str]:
         return [sid for sid, spec in self.specs.items() if any(c.search(sentence) for c in spec.cues)]
 
     def _semantic(self, sents: list[str], phase: str | None,
-                  context: tuple[str, ...] | list[str] = ()) -> list[tuple[np.ndarray, list[str]]]:
-        """Per sentence: similarity per signal, and the best-matching signals (none for chit-chat)."""
+                  context: tuple[str, ...] | list[str] = ()) -> list[tuple[np.ndarray, list[str], float]]:
+        """Per sentence: similarity per signal (priors added), the best-matching signals (none for
+        chit-chat), and the best raw similarity (how much the sentence is about the design at all)."""
         v = self.encoder.encode(sents)
         # Best exemplar similarity per signal: (sentences, signals).
         raw_per = np.maximum.reduceat(v @ self._ex.T, self._starts, axis=1)
@@ -142,7 +143,8 @@ class SignalDetector:
         for row, raw, nmax in zip(per, raw_per, neg):
             top = row.max()
             ok = top >= SIM_FLOOR and raw.max() >= RAW_FLOOR and top >= nmax + NEG_MARGIN
-            out.append((row, [SIGNALS[j] for j in np.flatnonzero(row >= top - RUNNER_UP)] if ok else []))
+            out.append((row, [SIGNALS[j] for j in np.flatnonzero(row >= top - RUNNER_UP)] if ok else [],
+                        float(raw.max())))
         return out
 
     def _in_phase(self, phase: str | None) -> np.ndarray:
