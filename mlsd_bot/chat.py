@@ -49,12 +49,13 @@ def _replay_so_far(iv: Interview) -> None:
 
 def run_chat(settings: Settings, case_id: str | None, level: str, minutes: int, voice: str | None,
              resume: str | None = None) -> None:
-    deps = build_deps(settings, voice=voice)
     store = SessionStore(settings.sessions_db)
-    if resume:
-        iv = Interview(store.load(resume), deps, on_change=store.save)
-        if iv.finished:
-            raise MlsdError(f"interview {resume} has ended - print it with `mlsd-bot report {resume}`")
+    saved = store.load(resume) if resume else None  # an unknown or damaged session fails before the slow part
+    if saved and saved.finished:
+        raise MlsdError(f"interview {resume} has ended - print it with `mlsd-bot report {resume}`")
+    deps = build_deps(settings, voice=voice)
+    if saved:
+        iv = Interview(saved, deps, on_change=store.save)
         _replay_so_far(iv)
     else:
         iv = Interview.new(deps, _pick_case(deps.cases, case_id), level=level, budget_minutes=minutes,

@@ -33,6 +33,12 @@ def _emit(obj) -> None:
 
 def read_jsonl(path: str, required: str) -> Iterator[dict]:
     """Yield the objects of a JSONL file, their strings cleaned; a bad line is a one-line error naming it."""
+    for _, obj in numbered_jsonl(path, required):
+        yield obj
+
+
+def numbered_jsonl(path: str, required: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file; see read_jsonl."""
     p = Path(path)
     if not p.is_file():
         raise BadInputError(f"{path}: no such file")
@@ -54,7 +60,7 @@ def read_jsonl(path: str, required: str) -> Iterator[dict]:
         if not isinstance(obj, dict) or not isinstance(obj.get(required), str):
             raise BadInputError(f"{path}:{n}: each line needs a string field {required!r}")
         # Strings in JSON may spell lone surrogates (\ud800) or control characters: clean them here.
-        yield {clean(k): clean(v) if isinstance(v, str) else v for k, v in obj.items()}
+        yield n, {clean(k): clean(v) if isinstance(v, str) else v for k, v in obj.items()}
 
 
 def _decode_line(raw: bytes, path: str, n: int) -> str:
@@ -162,16 +168,19 @@ class SimClock:
 def cmd_replay(args, settings: Settings) -> None:
     from .interview import Interview, build_deps
 
-    messages = [m["text"] for m in read_jsonl(args.file, "text")]
+    messages = [(n, m["text"]) for n, m in numbered_jsonl(args.file, "text")]
     clock = SimClock(args.seconds_per_message)
     deps = build_deps(settings, voice=args.voice, clock=clock)
     iv = Interview.new(deps, args.case, level=args.level, budget_minutes=args.minutes)
     out = [_consume(iv, iv.open())]
-    for text in messages:
+    for n, text in messages:
         if iv.finished:
             break
         clock.now += clock.step
-        out.append(_consume(iv, iv.send(text)))
+        try:
+            out.append(_consume(iv, iv.send(text)))
+        except BadInputError as e:  # an empty or over-long message: name its line
+            raise BadInputError(f"{args.file}:{n}: {e}") from None
     if not iv.finished:
         out.append(_consume(iv, iv.end()))
     report = iv.report()

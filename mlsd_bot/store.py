@@ -46,8 +46,12 @@ def open_client(settings: Settings):
         return chromadb.HttpClient(host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https",
                                    settings=_chroma_settings())
     settings.index_dir.mkdir(parents=True, exist_ok=True)
-    with _guard(_where(settings)):
-        return chromadb.PersistentClient(path=str(settings.index_dir), settings=_chroma_settings())
+    try:
+        with _guard(_where(settings)):
+            return chromadb.PersistentClient(path=str(settings.index_dir), settings=_chroma_settings())
+    except StoreError:
+        _forget_local_client(settings.index_dir)  # chroma caches the half-opened store: a retry must start over
+        raise
 
 
 def _where(settings: Settings) -> str:
@@ -190,8 +194,11 @@ def _forget_local_client(path: Path) -> None:
 
     system = SharedSystemClient._identifier_to_system.pop(str(path), None)
     SharedSystemClient._identifier_to_refcount.pop(str(path), None)
-    if system is not None:
-        system.stop()
+    try:
+        if system is not None:
+            system.stop()
+    except Exception:  # a store that failed to open has nothing to stop
+        pass
 
 
 def open_index(settings: Settings, build_if_missing: bool = True, notes: list[Note] | None = None,
