@@ -238,6 +238,25 @@ def cmd_sessions(args, settings: Settings) -> None:
         print(f"{s.id}  {s.case_id:24} {s.level:7} {state:14} {'' if s.score is None else s.score}")
 
 
+def cmd_add_user(args, settings: Settings) -> None:
+    """Add a user to the MLSD_USERS file (or --file); the password is read without echo, or from stdin."""
+    import getpass
+
+    from .users import add_user
+
+    path = args.file or settings.users_file
+    if path is None:
+        raise BadInputError("set MLSD_USERS to the users file, or pass --file PATH")
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise BadInputError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    add_user(Path(path), args.name, password)
+    print(f"mlsd-bot: {args.name} can now log in (users file {path})", file=sys.stderr)
+
+
 # --- wiring ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--format", choices=["markdown", "json", "html"], default="markdown")
     rp.set_defaults(fn=cmd_report)
     sub.add_parser("sessions", help="list saved interviews").set_defaults(fn=cmd_sessions)
+    u = sub.add_parser("add-user", help="add a login to the MLSD_USERS file (password from the terminal or stdin)")
+    u.add_argument("name")
+    u.add_argument("--file", help="the users file (default: MLSD_USERS)")
+    u.set_defaults(fn=cmd_add_user)
     return p
 
 

@@ -36,6 +36,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     auth: tuple[str, str] | None = field(default=None, repr=False)
+    users_file: Path | None = None  # MLSD_USERS: name:scrypt-hash lines (mlsd_bot/users.py)
 
     @property
     def index_dir(self) -> Path:
@@ -130,4 +131,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         host=env.get("MLSD_HOST") or "127.0.0.1",
         port=_int(env, "MLSD_PORT", 7860),
         auth=_auth(env.get("MLSD_AUTH")),
+        users_file=Path(env["MLSD_USERS"]).expanduser() if env.get("MLSD_USERS") else None,
     )

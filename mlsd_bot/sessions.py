@@ -4,6 +4,10 @@ Every turn is written here before the reply is shown, so a browser refresh or a
 server restart can resume an unfinished interview. Each call opens its own
 connection: the store is safe to share between the threads of a web server.
 
+Each session has an owner (the logged-in user, "" without login): `scoped(owner)`
+gives the view one user may see - their own sessions only - and a session saved
+under one owner cannot be overwritten under another.
+
 A damaged database file (not SQLite, corrupt pages, a foreign schema) is never
 fatal: it is moved aside as `sessions.sqlite3.damaged-<time>` for the user to
 keep, a fresh one is started, and one warning line names both files. This
@@ -31,13 +35,15 @@ from .report import Report
 from .state import InterviewState
 from .textsafe import clean
 
-_COLUMNS = ("id", "case_id", "level", "started", "updated", "finished", "phase", "score", "state", "report")
+_COLUMNS = ("id", "case_id", "level", "started", "updated", "finished", "phase", "score", "state", "report", "owner")
+# `owner`: the user a session belongs to ("" when nobody logs in). Files made before it are migrated.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, case_id TEXT NOT NULL, level TEXT NOT NULL,
     started REAL NOT NULL, updated REAL NOT NULL, finished INTEGER NOT NULL,
-    phase TEXT NOT NULL, score INTEGER, state TEXT NOT NULL, report TEXT
+    phase TEXT NOT NULL, score INTEGER, state TEXT NOT NULL, report TEXT, owner TEXT NOT NULL DEFAULT ''
 )"""
+_ADD_OWNER = "ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT ''"
 # SQLite's "this is not a (healthy) database" codes; anything else (locked, read-only,
 # no such folder) is the environment's problem and is reported, not repaired.
 _DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
@@ -94,6 +100,10 @@ class SessionStore:
             with db:
                 db.execute(_SCHEMA)
             columns = tuple(r[1] for r in db.execute("PRAGMA table_info(sessions)"))
+            if columns == _COLUMNS[:-1]:  # a file from before users: every session so far is nobody's
+                with db:
+                    db.execute(_ADD_OWNER)
+                columns = _COLUMNS
             if columns != _COLUMNS:
                 raise _Damaged(f"its sessions table has other columns: {', '.join(columns)}")
             verdict = db.execute("PRAGMA quick_check").fetchone()[0]
@@ -152,27 +162,33 @@ class SessionStore:
 
     # --- the store's operations -----------------------------------------------------------------
 
-    def save(self, state: InterviewState, report: Report | None = None) -> None:
+    def save(self, state: InterviewState, report: Report | None = None, owner: str = "") -> None:
+        """Insert or update the session. A session keeps the owner it was created with: saving it
+        under another owner changes nothing and raises SessionNotFoundError (as if it did not exist)."""
         row = (state.session_id, state.case_id, state.level, state.started_at, self.clock(), int(state.finished),
                state.phase, report.overall.score if report else None, state.model_dump_json(),
-               report.model_dump_json() if report else None)
+               report.model_dump_json() if report else None, owner)
 
-        def write(db: sqlite3.Connection) -> None:
+        def write(db: sqlite3.Connection) -> int:
             with db:
-                db.execute(
-                    "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+                return db.execute(
+                    f"INSERT INTO sessions ({', '.join(_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT(id) DO UPDATE SET "
                     "updated=excluded.updated, finished=excluded.finished, phase=excluded.phase, "
                     "score=COALESCE(excluded.score, sessions.score), state=excluded.state, "
-                    "report=COALESCE(excluded.report, sessions.report)", row)
+                    "report=COALESCE(excluded.report, sessions.report) WHERE sessions.owner = excluded.owner",
+                    row).rowcount
 
-        self._run(write)
+        if self._run(write) == 0:
+            raise SessionNotFoundError(state.session_id)
 
-    def load(self, session_id: str) -> InterviewState:
-        row = self._row("SELECT state FROM sessions WHERE id=?", session_id)
+    def load(self, session_id: str, owner: str | None = None) -> InterviewState:
+        """The saved state; with `owner`, only a session of that owner (any other is 'not found')."""
+        row = self._row("SELECT state FROM sessions WHERE id=?", session_id, owner)
         return self._parse(InterviewState, row[0], session_id, "saved state")
 
-    def report(self, session_id: str) -> Report | None:
-        row = self._row("SELECT report FROM sessions WHERE id=?", session_id)
+    def report(self, session_id: str, owner: str | None = None) -> Report | None:
+        row = self._row("SELECT report FROM sessions WHERE id=?", session_id, owner)
         return self._parse(Report, row[0], session_id, "saved report") if row[0] else None
 
     def _parse(self, model, raw, session_id: str, what: str):
@@ -183,22 +199,52 @@ class SessionStore:
             raise BadInputError(f"{self.path}: the {what} of interview {session_id} is damaged ({first}) - "
                                 "start a new interview") from None
 
-    def _row(self, sql: str, session_id: str) -> tuple:
+    def _row(self, sql: str, session_id: str, owner: str | None = None) -> tuple:
         session_id = clean(str(session_id))  # ids come from URLs and the API: SQLite cannot bind a surrogate
-        row = self._run(lambda db: db.execute(sql, (session_id,)).fetchone())
+        params: tuple = (session_id,)
+        if owner is not None:
+            sql, params = sql + " AND owner=?", (session_id, owner)
+        row = self._run(lambda db: db.execute(sql, params).fetchone())
         if row is None:
             raise SessionNotFoundError(session_id)
         return row
 
-    def list(self, limit: int = 100) -> list[SessionSummary]:
-        """Newest first."""
+    def list(self, limit: int = 100, owner: str | None = None) -> list[SessionSummary]:
+        """Newest first; with `owner`, only that owner's sessions."""
+        where, params = ("WHERE owner=? ", (owner, limit)) if owner is not None else ("", (limit,))
         rows = self._run(lambda db: db.execute(
             "SELECT id, case_id, level, started, updated, finished, phase, score, report "
-            "FROM sessions ORDER BY updated DESC LIMIT ?", (limit,)).fetchall())
+            f"FROM sessions {where}ORDER BY updated DESC LIMIT ?", params).fetchall())
         return [SessionSummary(*r[:5], bool(r[5]), r[6], r[7], _phase_scores(r[8])) for r in rows]
 
+    def latest_unfinished(self, owner: str | None = None) -> SessionSummary | None:
+        return next((s for s in self.list(owner=owner) if not s.finished), None)
+
+    def scoped(self, owner: str) -> "OwnedSessions":
+        """This store as one user sees it: their sessions only, new ones saved as theirs."""
+        return OwnedSessions(self, owner)
+
+
+class OwnedSessions:
+    """One owner's view of a SessionStore, with the same methods (a drop-in for the UI and the CLI)."""
+
+    def __init__(self, store: SessionStore, owner: str):
+        self.store, self.owner = store, owner
+
+    def save(self, state: InterviewState, report: Report | None = None) -> None:
+        self.store.save(state, report, owner=self.owner)
+
+    def load(self, session_id: str) -> InterviewState:
+        return self.store.load(session_id, owner=self.owner)
+
+    def report(self, session_id: str) -> Report | None:
+        return self.store.report(session_id, owner=self.owner)
+
+    def list(self, limit: int = 100) -> list[SessionSummary]:
+        return self.store.list(limit, owner=self.owner)
+
     def latest_unfinished(self) -> SessionSummary | None:
-        return next((s for s in self.list() if not s.finished), None)
+        return self.store.latest_unfinished(owner=self.owner)
 
 
 def _is_damage(e: Exception) -> bool:
