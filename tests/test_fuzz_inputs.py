@@ -133,8 +133,23 @@ def cli_env(monkeypatch, tmp_path, base_deps):
     monkeypatch.setenv("MLSD_VOICE", "offline")
     monkeypatch.setattr("mlsd_bot.interview.build_deps",
                         lambda settings, voice=None, clock=None: dataclasses.replace(base_deps, clock=clock))
+    monkeypatch.setattr("mlsd_bot.chat.build_deps",
+                        lambda settings, voice=None: dataclasses.replace(base_deps, clock=FakeClock()))
     monkeypatch.setattr("mlsd_bot.signals.SignalDetector", lambda *a, **k: base_deps.detector)
     return tmp_path
+
+
+def test_chat_reads_bytes_that_are_not_utf8_from_the_terminal(cli_env, monkeypatch):
+    from mlsd_bot.sessions import SessionStore
+
+    typed = b"We expect \xff\xfe 300M users \x1b[2J and p99 200 ms\n\n/end\n"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(typed), encoding="utf-8"))  # strict, as a terminal
+    code, out, err = run_cli(["chat", "--case", "news_feed"])
+    assert code == 0, err
+    assert "Interview report" in out
+    store = SessionStore(cli_env / "data" / "sessions.sqlite3")
+    said = [t.text for t in store.load(store.list()[0].id).turns if t.role == "candidate"]
+    assert said == ["We expect \ufffd\ufffd 300M users [2J and p99 200 ms", "/end"]
 
 
 @SLOW
