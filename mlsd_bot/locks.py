@@ -41,12 +41,12 @@ class SessionLocks:
             if session_id in self._busy:
                 raise SessionBusyError()
             self._busy.add(session_id)
-        released = threading.Event()
+        held = [True]
 
         def release() -> None:
-            if not released.is_set():
-                released.set()
-                with self._mutex:
+            with self._mutex:
+                if held[0]:  # only once: a later holder of the same session must keep its lock
+                    held[0] = False
                     self._busy.discard(session_id)
 
         return release
