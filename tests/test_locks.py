@@ -20,6 +20,17 @@ from mlsd_bot.locks import SessionLocks
 from mlsd_bot.sessions import SessionStore
 
 
+class Said:
+    """What a voice returns: its pieces (iterable) and a notice (None: it did not fall back)."""
+    notice = None
+
+    def __init__(self, pieces):
+        self._pieces = pieces
+
+    def __iter__(self):
+        return iter(self._pieces)
+
+
 class GatedVoice:
     """Says the draft, but only once `go` is set: the reply stays in flight until then.
 
@@ -35,6 +46,9 @@ class GatedVoice:
         self.go.clear()
 
     def speak(self, decision, state, case):
+        return Said(self._pieces(decision))
+
+    def _pieces(self, decision):
         self.started.set()
         assert self.go.wait(60), "the test never released the reply"
         yield decision.draft
@@ -45,6 +59,9 @@ class SlowVoice:
     label = "slow"
 
     def speak(self, decision, state, case):
+        return Said(self._pieces(decision))
+
+    def _pieces(self, decision):
         for word in decision.draft.split(" "):
             time.sleep(0.0005)
             yield word + " "
@@ -55,6 +72,9 @@ class FailingVoice:
     label = "failing"
 
     def speak(self, decision, state, case):
+        return Said(self._pieces(state))
+
+    def _pieces(self, state):
         yield "half a"
         if len(state.turns) > 1:
             raise RuntimeError("the voice broke")

@@ -20,6 +20,8 @@ import gradio as gr  # noqa: E402
 import huggingface_hub.constants  # noqa: E402
 import pytest  # noqa: E402
 
+from test_locks import Said  # noqa: E402
+
 from mlsd_bot.sessions import SessionStore  # noqa: E402
 from mlsd_bot.web.app import WebApp  # noqa: E402
 from mlsd_bot.web.control import Control  # noqa: E402
@@ -43,6 +45,9 @@ class GatedVoice:
         self.go.clear()
 
     def speak(self, decision, state, case):
+        return Said(self._pieces(decision))
+
+    def _pieces(self, decision):
         self.started.set()
         assert self.go.wait(60)
         yield decision.draft
