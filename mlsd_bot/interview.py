@@ -10,6 +10,7 @@ or refresh mid-reply loses nothing.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -29,6 +30,7 @@ from .report import Report, build_report, to_markdown
 from .retrieval import Retriever
 from .signals import RefinedDetector, SignalDetector
 from .state import InterviewState, Level, Turn
+from .textsafe import clean
 from .voice import LLMVoice, OfflineVoice, Voice
 
 MAX_MESSAGE_CHARS = 4000
@@ -74,15 +76,17 @@ def build_deps(settings: Settings, voice: str | None = None, clock: Callable[[],
     """Load the index, detector and prompts; pick the voice from settings (or `voice`)."""
     from .cases import cases_of
     from .embeddings import get_encoder
-    from .knowledge import load_notes
+    from .knowledge import out_of_service, read_notes
     from .store import open_index
     from .tokens import seed_cache
 
     seed_cache(settings.data_dir / "tiktoken")
     prompts = Prompts(settings.prompts_dir)
-    notes = load_notes(settings.knowledge_dir)  # read once: the cases and the index refresh share them
+    notes, broken = read_notes(settings.knowledge_dir)  # read once: the cases and the index refresh share them
+    for error in broken:  # a broken note takes only its own case out of service
+        print(f"mlsd-bot: warning: {out_of_service(error)}", file=sys.stderr)
     encoder = get_encoder()
-    retriever = Retriever(open_index(settings, notes=notes), encoder)
+    retriever = Retriever(open_index(settings, notes=notes, keep=[e.path for e in broken]), encoder)
     pitfalls = load_pitfalls()
     cache = settings.data_dir / "cache"
     deps = Deps(cases={c.id: c for c in cases_of(notes)}, retriever=retriever,
@@ -135,7 +139,7 @@ class Interview:
 
     def send(self, text: str) -> Iterator[str]:
         """Answer a candidate message (or /next, /hint, /end); yields the reply in pieces."""
-        text = (text or "").strip()
+        text = clean(text or "").strip()  # the edge: whatever the caller passed, only clean text goes on
         if self.state.finished:
             raise MlsdError("This interview has ended - start a new one to practise again.")
         if not text:

@@ -3,24 +3,29 @@
 Ingest is incremental: each chunk carries its note's content hash, so unchanged
 notes are not re-embedded and the chunks of deleted notes are removed. Every
 note is validated before the collection is touched, so a malformed note leaves
-the previous index exactly as it was.
+the previous index exactly as it was. A store Chroma cannot read (a damaged
+chroma.sqlite3) is a one-line error naming it; `ingest --rebuild` starts afresh.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
 from urllib.parse import urlparse
 
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import ChromaError, NotFoundError
 
 from .config import Settings
 from .embeddings import MiniLMEmbeddingFunction
-from .errors import ConfigError, IndexMissingError, NoteError
-from .knowledge import Chunk, Note, chunk_note, load_notes
+from .errors import ConfigError, IndexMissingError, StoreError
+from .knowledge import Chunk, Note, chunk_note, load_notes, out_of_service, read_notes
 
 COLLECTION = "mlsd_knowledge"
 
@@ -41,7 +46,32 @@ def open_client(settings: Settings):
         return chromadb.HttpClient(host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https",
                                    settings=_chroma_settings())
     settings.index_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.index_dir), settings=_chroma_settings())
+    try:
+        with _guard(_where(settings)):
+            return chromadb.PersistentClient(path=str(settings.index_dir), settings=_chroma_settings())
+    except StoreError:
+        _forget_local_client(settings.index_dir)  # chroma caches the half-opened store: a retry must start over
+        raise
+
+
+def _where(settings: Settings) -> str:
+    """How errors name the store: the local file, or the server's collection."""
+    if settings.chroma_url:
+        return f"collection {COLLECTION} on the Chroma server {settings.chroma_url}"
+    return str(settings.index_dir / "chroma.sqlite3")
+
+
+@contextmanager
+def _guard(where: str) -> Iterator[None]:
+    """Chroma's errors on a store it cannot read become one line naming it and what to do."""
+    try:
+        yield
+    except ChromaError as e:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        remedy = "run `mlsd-bot ingest --rebuild`"
+        if where.endswith("chroma.sqlite3"):
+            remedy += f" or remove the folder {Path(where).parent}"
+        raise StoreError(f"{where}: the knowledge index cannot be read ({reason}) - {remedy}") from None
 
 
 @dataclass
@@ -59,23 +89,31 @@ class IngestReport:
 class KnowledgeIndex:
     """The collection plus the operations the product needs on it."""
 
-    def __init__(self, client) -> None:
-        self._client = client
+    def __init__(self, client, where: str = "the knowledge index") -> None:
+        self._client, self.where = client, where
         # Always pass our function: Chroma must never fall back to its default
         # embedding function, which downloads a model.
-        self.collection = client.get_or_create_collection(COLLECTION, embedding_function=MiniLMEmbeddingFunction())
+        with _guard(where):
+            self.collection = client.get_or_create_collection(COLLECTION, embedding_function=MiniLMEmbeddingFunction())
 
     def is_empty(self) -> bool:
-        return self.collection.count() == 0
+        with _guard(self.where):
+            return self.collection.count() == 0
 
     def _indexed_digests(self) -> dict[str, str]:
         got = self.collection.get(include=["metadatas"])
         return {m["source"]: m["digest"] for m in got["metadatas"]}
 
-    def ingest(self, notes: list[Note], progress: Callable[[str], None] | None = None) -> IngestReport:
+    def ingest(self, notes: list[Note], progress: Callable[[str], None] | None = None,
+               keep: Iterable[str] = ()) -> IngestReport:
+        """Bring the collection up to `notes`. Sources in `keep` (broken notes) keep their chunks as they are."""
+        with _guard(self.where):
+            return self._ingest(notes, progress, set(keep))
+
+    def _ingest(self, notes: list[Note], progress: Callable[[str], None] | None, keep: set[str]) -> IngestReport:
         indexed = self._indexed_digests()
         current = {n.source for n in notes}
-        removed = sorted(set(indexed) - current)
+        removed = sorted(set(indexed) - current - keep)
         for source in removed:
             self.collection.delete(where={"source": source})
         added, unchanged = [], []
@@ -100,7 +138,8 @@ class KnowledgeIndex:
 
     def all_chunks(self) -> tuple[list[Chunk], np.ndarray]:
         """Every chunk with its stored vector (rows of the matrix, in the same order)."""
-        got = self.collection.get(include=["documents", "metadatas", "embeddings"])
+        with _guard(self.where):
+            got = self.collection.get(include=["documents", "metadatas", "embeddings"])
         chunks = [_chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
         return chunks, np.asarray(got["embeddings"], dtype=np.float32).reshape(len(chunks), -1)
 
@@ -120,31 +159,67 @@ def _stderr_progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def ingest(settings: Settings, progress: Callable[[str], None] | None = _stderr_progress) -> IngestReport:
-    """Validate every note first, then bring the index up to date."""
+def ingest(settings: Settings, progress: Callable[[str], None] | None = _stderr_progress,
+           rebuild: bool = False) -> IngestReport:
+    """Validate every note first (strict: one bad note stops it), then bring the index up to date.
+
+    `rebuild` discards the index first (a damaged local store, or the server's collection).
+    """
     notes = load_notes(settings.knowledge_dir)
-    return KnowledgeIndex(open_client(settings)).ingest(notes, progress)
+    if rebuild:
+        _discard(settings)
+    return _open(settings).ingest(notes, progress)
 
 
-def open_index(settings: Settings, build_if_missing: bool = True, notes: list[Note] | None = None) -> KnowledgeIndex:
+def _open(settings: Settings) -> KnowledgeIndex:
+    return KnowledgeIndex(open_client(settings), where=_where(settings))
+
+
+def _discard(settings: Settings) -> None:
+    """Throw the index away: the folder of a local store (it may be unreadable), or the server's collection."""
+    if settings.chroma_url:
+        with _guard(_where(settings)):
+            try:
+                open_client(settings).delete_collection(COLLECTION)
+            except NotFoundError:
+                pass
+        return
+    _forget_local_client(settings.index_dir)
+    shutil.rmtree(settings.index_dir, ignore_errors=True)
+
+
+def _forget_local_client(path: Path) -> None:
+    """Chroma keeps one open store per folder per process; drop ours so the new folder gets a new one."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    system = SharedSystemClient._identifier_to_system.pop(str(path), None)
+    SharedSystemClient._identifier_to_refcount.pop(str(path), None)
+    try:
+        if system is not None:
+            system.stop()
+    except Exception:  # a store that failed to open has nothing to stop
+        pass
+
+
+def open_index(settings: Settings, build_if_missing: bool = True, notes: list[Note] | None = None,
+               keep: Iterable[str] = ()) -> KnowledgeIndex:
     """The index, built first when it is missing and brought up to date when notes changed.
 
     Refreshing is incremental (a no-op costs a few milliseconds), so an edited note is
     searchable without a manual `mlsd-bot ingest`. Pass `notes` when the caller has loaded
-    them already. If a note is malformed, an existing index is still served as it was,
-    with a one-line warning; with no index, it is an error.
+    them already, and the sources of broken notes in `keep`. Without `notes`, the valid
+    notes are read here and each broken one is a one-line warning: it keeps whatever the
+    index held for it, every other note is refreshed.
     """
-    index = KnowledgeIndex(open_client(settings))
+    index = _open(settings)
     if index.is_empty() and not build_if_missing:
         raise IndexMissingError()
     if notes is None:
-        try:
-            notes = load_notes(settings.knowledge_dir)
-        except NoteError as e:
-            if index.is_empty():
-                raise
-            print(f"mlsd-bot: warning: {e} - serving the previous index; fix the note and run `mlsd-bot ingest`",
-                  file=sys.stderr)
-            return index
-    index.ingest(notes, _stderr_progress)
+        notes, broken = read_notes(settings.knowledge_dir)
+        for error in broken:
+            print(f"mlsd-bot: warning: {out_of_service(error)}", file=sys.stderr)
+        keep = [e.path for e in broken]
+    if not notes and index.is_empty():
+        raise IndexMissingError()
+    index.ingest(notes, _stderr_progress, keep=keep)
     return index

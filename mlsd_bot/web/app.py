@@ -22,6 +22,7 @@ from ..config import Settings
 from ..contract import PHASE_TITLES
 from ..errors import MlsdError
 from ..interview import Deps, Interview, build_deps
+from ..locks import SESSIONS
 from ..sessions import SessionStore
 from . import views
 from .control import LEVELS, MAX_MINUTES, MIN_MINUTES, RANDOM_CASE, Control
@@ -194,8 +195,8 @@ class WebApp:
         if iv is None:
             raise gr.Error("Start an interview first.")
         try:
-            speech = iv.send(text)
-        except MlsdError as e:  # empty or too long message, or the interview is over
+            speech = SESSIONS.send(iv, text)  # one writer per session: a send while a reply streams is refused
+        except MlsdError as e:  # empty or too long message, the interview is over, or a reply is still streaming
             raise gr.Error(str(e)) from None
         keep = [gr.skip()] * 7  # the report screen, until the interview ends
         for i, chat in enumerate(self._stream(iv, speech)):

@@ -68,7 +68,7 @@ class Control:
         """The saved state of an unfinished interview with this id, if there is one."""
         try:
             state = self.store.load(session_id) if session_id else None
-        except SessionNotFoundError:
+        except (SessionNotFoundError, BadInputError):  # unknown id, or its saved state is damaged
             return None
         return state if state and not state.finished and state.case_id in self.deps.cases else None
 
