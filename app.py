@@ -7,6 +7,7 @@ environment (MLSD_*, OPENAI_*); see README. The API key is never printed.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlsd_bot.web.app import LAUNCH_OPTIONS, create_app
 
+    _log_to_stderr()
+
     try:
         demo = create_app(settings)  # builds the knowledge index first when it is missing
     except MlsdError as e:
@@ -42,6 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.launch(server_name=args.host, server_port=args.port, share=False, auth=settings.auth, quiet=True,
                 **LAUNCH_OPTIONS)
     return 0
+
+
+def _log_to_stderr() -> None:
+    """The app's own one-line log entries (e.g. a rejected message) go to stderr; other libraries stay quiet."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("mlsd-bot: %(message)s"))
+    logger = logging.getLogger("mlsd_bot")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":
