@@ -169,8 +169,8 @@ class WebApp:
                 with gr.Tab("History", id="history") as self.history_tab:
                     self._history_tab()
             self.timer = gr.Timer(CLOCK_TICK_SECONDS)
+            self._wire_api()  # first: the API endpoints get the plain names (/start, /send ...)
             self._wire()
-            self._wire_api()
 
     # --- layout -----------------------------------------------------------------
 
