@@ -278,15 +278,18 @@ class WebApp:
         chat_progress = {"show_progress": "minimal", "show_progress_on": [self.chat]}  # the typing indicator
         quiet = {"show_progress": "hidden"}
 
+        def then_update(event) -> None:
+            """After a turn was spoken: status bar and tracker (or the report), then focus the box."""
+            (event.then(self.after_turn, [self.sess], self._after_outputs(), **quiet, **private)
+             .then(None, js=FOCUS_JS))
+
         start = self.start_btn.click(self.start, [self.case, self.level, self.minutes, self.voice],
                                      self._opened_outputs(), **quiet, **private)
-        start.success(self.opening, [self.sess], [self.chat], **chat_progress, **private).then(None, js=FOCUS_JS)
+        then_update(start.success(self.opening, [self.sess], [self.chat], **chat_progress, **private))
 
         def turn(accepted) -> None:
             """reply -> after_turn -> focus, after a message or command was accepted."""
-            (accepted.success(self.reply, [self.sess], [self.chat], **chat_progress, **private)
-             .then(self.after_turn, [self.sess], self._after_outputs(), **quiet, **private)
-             .then(None, js=FOCUS_JS))
+            then_update(accepted.success(self.reply, [self.sess], [self.chat], **chat_progress, **private))
 
         turn(gr.on([self.msg.submit, self.send_btn.click], self.accept, [self.msg, self.sess], [self.msg, self.chat],
                    validator=self.check_message, **quiet, **private))
