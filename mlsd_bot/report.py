@@ -255,7 +255,7 @@ def bar_chart_svg(r: Report) -> str:
                     f'<text x="{left + track + 6}" y="{y + 14}" font-size="14" fill="currentColor">{pr.score}/4</text>')
     height = 12 + h * len(r.phases)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="Scores per phase" '
-            f'viewBox="0 0 {CHART_WIDTH} {height}" width="100%" style="max-width:{CHART_WIDTH * 1.4:.0f}px;'
+            f'viewBox="0 0 {CHART_WIDTH} {height}" width="100%" style="max-width:{CHART_WIDTH * 1.2:.0f}px;'
             f'height:auto;display:block" font-family="sans-serif">{"".join(rows)}</svg>')
 
 

@@ -1,9 +1,10 @@
-"""Take the README screenshots: docs/setup.png, docs/interview.png, docs/report.png.
+"""Take the README screenshots: docs/setup.png, docs/interview.png, docs/report.png, docs/phone.png.
 
 Runs `python app.py` on a scratch data dir (the knowledge index is copied from
 the configured data dir, or built when there is none), then plays a short
 interview in headless Chromium - Debian's /usr/bin/chromium, nothing is
-downloaded. Your own saved interviews are never touched.
+downloaded. The phone shot opens the same interview at 390x844 in dark mode.
+Your own saved interviews are never touched.
 
     .venv/bin/python scripts/screenshots.py [--out docs]
 """
@@ -79,49 +80,70 @@ def start_app(data_dir: Path, port: int) -> subprocess.Popen:
     sys.exit("app.py did not start")
 
 
-def idle(page: Page) -> None:
-    """Wait for the reply to finish streaming: gradio marks its outputs "generating" until then."""
-    expect(page.locator("[data-testid=status-tracker].generating")).to_have_count(0)
+def turns(page: Page) -> int:
+    """The turn count the status bar was last rendered with: it is re-rendered after every turn."""
+    return int(page.locator("#status .mlsd-status").get_attribute("data-turns"))
+
+
+def wait_turns(page: Page, n: int) -> None:
+    expect(page.locator(f'#status .mlsd-status[data-turns="{n}"]')).to_have_count(1)
 
 
 def say(page: Page, text: str) -> None:
-    replies = page.locator("#chat [data-testid=bot]").count()
+    before = turns(page)
     page.locator("#msg textarea").fill(text)
     page.locator("#msg textarea").press("Enter")
-    expect(page.locator("#chat [data-testid=bot]")).to_have_count(replies + 1)
-    idle(page)
+    wait_turns(page, before + 2)
 
 
 def go_to_phase(page: Page, phase: str) -> None:
-    """Press Next until the tracker shows `phase` (the interviewer may already have moved on)."""
-    current = page.locator("#tracker li[aria-current=step]")
-    while current.get_attribute("data-phase") != phase:
+    """Press Next until the status bar shows `phase` (the interviewer may already have moved on)."""
+    while page.locator("#status .mlsd-status").get_attribute("data-phase") != phase:
+        before = turns(page)
         page.locator("#next").click()
-        idle(page)
+        wait_turns(page, before + 2)
 
 
-def play(page: Page, url: str, out: Path) -> None:
+def play(page: Page, url: str, out: Path, phone: Page) -> None:
     page.goto(url)
     page.locator("#case input").click()
     page.get_by_role("option", name=CASE_TITLE, exact=True).click()
-    page.locator("h1").first.click()  # close the dropdown so the whole form shows
+    page.locator(".mlsd-head").click()  # close the dropdown so the whole form shows
     page.wait_for_timeout(600)  # let its closing animation finish
-    page.screenshot(path=str(out / "setup.png"))  # the setup form: case, level, time budget, voice
+    page.screenshot(path=str(out / "setup.png"))  # the setup form: case and its problem, level, time budget
     page.locator("#start").click()
-    expect(page.locator("#chat [data-testid=bot]")).to_have_count(1)
-    idle(page)
+    wait_turns(page, 1)
     for text in OPENING:
         say(page, text)
     page.locator("#chat details summary").last.click()  # open the critique's sources, and show them
     page.locator("#chat details blockquote").last.evaluate("e => e.scrollIntoView({block: 'end'})")
     page.screenshot(path=str(out / "interview.png"))
+    phone_shot(phone, url, session_id(page), out)
     for phase, text in PHASE_ANSWERS.items():
         go_to_phase(page, phase)
         say(page, text)
     if page.locator("#end").is_visible():  # covering the last phase may already have closed the interview
         page.locator("#end").click()
+        page.locator("#end-yes").click()
     expect(page.locator("#report-chart svg")).to_be_visible()
     page.screenshot(path=str(out / "report.png"), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": 1500})
+
+
+def session_id(page: Page) -> str:
+    """The interview's id, from the browser's saved state (what a ?session= link carries)."""
+    page.get_by_role("tab", name="History").click()
+    sid = page.locator("#history-list [data-session]").first.get_attribute("data-session")
+    page.get_by_role("tab", name="Interview").click()
+    return sid
+
+
+def phone_shot(phone: Page, url: str, sid: str, out: Path) -> None:
+    """The same interview on a 390x844 phone in dark mode, opened by its ?session= link."""
+    phone.goto(f"{url}?session={sid}")
+    phone.locator("#resume-btn").click()
+    expect(phone.locator("#chat [data-testid=user]")).to_have_count(len(OPENING))
+    phone.wait_for_timeout(600)  # the chat scrolls to its last message
+    phone.screenshot(path=str(out / "phone.png"))
 
 
 def main() -> None:
@@ -135,15 +157,18 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(60_000)
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark", is_mobile=True,
+                                     has_touch=True, device_scale_factor=2)
+            for p in (page, phone):
+                p.set_default_timeout(60_000)
             expect.set_options(timeout=60_000)
-            play(page, f"http://127.0.0.1:{port}/", args.out)
+            play(page, f"http://127.0.0.1:{port}/", args.out, phone)
             browser.close()
     finally:
         app.kill()
         app.wait()
         shutil.rmtree(data_dir.parent, ignore_errors=True)
-    print(f"wrote {', '.join(str(args.out / n) for n in ('setup.png', 'interview.png', 'report.png'))}")
+    print(f"wrote {', '.join(str(args.out / n) for n in ('setup.png', 'interview.png', 'report.png', 'phone.png'))}")
 
 
 if __name__ == "__main__":

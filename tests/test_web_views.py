@@ -63,7 +63,7 @@ def test_chat_escapes_candidates_and_adds_sources_after_streaming():
 def test_a_source_is_a_titled_excerpt_never_a_path_or_a_wall_of_text():
     block = views.sources_html(["framework/data.md#negative-sampling"], CITED, "why not hard negatives?",
                                finished=False)
-    assert "<b>Data preparation › Negative sampling</b>" in block and "framework/data.md" not in block
+    assert '<span class="src">Data preparation › Negative sampling</span>' in block and "framework/data.md" not in block
     assert "\n" not in block  # inside Markdown a blank line would end the HTML block
     text = views.excerpt(CITED["case_studies/toy.md#clarify"], "what is the latency budget?")
     assert text == "Then the latency budget for the ranking call, p99 under 150 ms."  # the closest sentence

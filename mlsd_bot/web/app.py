@@ -53,9 +53,10 @@ CSS = """
 /* The chat's "clear" button would only blank the view (the interview lives on): hidden. Its status
    tracker is hidden too: the chat shows its own typing indicator while a reply is pending. */
 #chat button[aria-label="Clear"], #chat > [data-testid="status-tracker"] { display: none !important; }
-#chat details.mlsd-sources blockquote { font-size: .9em; margin: 4px 0 8px; padding-left: 8px;
+.mlsd-sources blockquote { font-size: .9em; margin: 4px 0 8px; padding-left: 8px;
   border-left: 3px solid var(--border-color-primary); }
-#chat details.mlsd-sources ul { padding-left: 1.1em; margin: 4px 0; }
+.mlsd-sources ul { padding-left: 1.1em; margin: 4px 0; }
+.mlsd-sources .src { font-weight: 600; font-size: .9em; }
 /* The phase and the clock stay in view while the page scrolls (phones). gradio's container hides
    overflow, which would make it the sticky bar's scroller; "clip" cuts the same without scrolling. */
 .gradio-container { overflow: clip !important; }
@@ -82,7 +83,7 @@ STATUS_CSS = """
 .mlsd-status { display: flex; flex-wrap: wrap; gap: 2px 14px; align-items: baseline; font-size: 14px; }
 .case { font-weight: 600; } .phase small { opacity: .85; }
 .clock { margin-left: auto; font-weight: 600; } .clock.late { color: var(--error-text-color); }
-@media (max-width: 640px) { .case { display: none; } }
+@media (max-width: 640px) { .case { display: none; } .mlsd-status { font-size: 13px; gap: 2px 8px; } }
 """
 HISTORY_CSS = """
 ul { list-style: none; margin: 0; padding: 0; }
@@ -362,10 +363,13 @@ class WebApp:
             iv = self.c.start(case_id, level, int(minutes), voice)
         except MlsdError as e:
             raise gr.Error(str(e), print_exception=False) from None
-        return self._opened(Session(iv), chat=[])
+        return self._opened(Session(iv, busy=True), chat=[])  # busy until the opening question is spoken
 
     def opening(self, sess: Session) -> Iterator[list]:
-        yield from self._stream(sess.iv, sess.iv.open())
+        try:
+            yield from self._stream(sess.iv, sess.iv.open())
+        finally:
+            sess.busy = False
 
     def accept(self, text: str, sess: Session) -> tuple:
         """The message passed the validator: clear the box and show the message, before any reply."""

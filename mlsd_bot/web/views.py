@@ -113,7 +113,7 @@ def source_item(cite: str, cited: dict[str, list[Chunk]], about: str, finished: 
         body = "The case's worked answer for this part: shown with your report, not before."
     else:
         body = excerpt(chunks, about) or "(nothing to quote from this section)"
-    return f"<li><b>{esc(name)}</b><blockquote>{esc(body)}</blockquote></li>"
+    return f'<li><span class="src">{esc(name)}</span><blockquote>{esc(body)}</blockquote></li>'
 
 
 def details_html(title: str, items: list[str]) -> str:
