@@ -1,0 +1,125 @@
+"""Spotting a design mistake the candidate actually made (not one they rejected).
+
+The catalogue (data/pitfalls.yaml) gives each pitfall a cheap regex gate, the
+cases where it is a mistake, and two sets of example sentences: candidates
+making the mistake, and look-alikes that are fine (rejecting it, contrasting
+it, the correct counterpart). A sentence is a mistake when
+
+1. a cue matches, outside the scope of a negation or contrast ("not randomly",
+   "instead of accuracy", "accuracy is meaningless here"), and
+2. its MiniLM embedding is closer to the mistake examples than to the
+   look-alikes, by a margin, and close enough to them in absolute terms.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .contract import PHASES, SIGNALS
+from .embeddings import MiniLM
+from .signals import encode_cached
+
+PITFALLS = Path(__file__).parent / "data" / "pitfalls.yaml"
+MISTAKE_FLOOR = 0.45  # cosine to the nearest mistake example
+MARGIN = 0.0  # ... and at least this much closer than to the nearest look-alike
+_CLAUSE_END = re.compile(r"[,;:()\u2014]|\s-\s|\b(?:but|so|and then|whereas|while|then)\b", re.I)
+_NEGATOR = re.compile(r"\b(?:not|no|never|nor|without|instead of|rather than|avoid\w*|against|beyond|other than|"
+                      r"stop\w*|unlike|skip\w*|drop\w*|won'?t|wouldn'?t|don'?t|doesn'?t|can'?t|cannot|isn'?t|"
+                      r"aren'?t|shouldn'?t|mustn'?t|neither)\b|n't\b", re.I)
+_REJECTED_AFTER = re.compile(r"^\W{0,3}(?:\w+\W+){0,4}?(?:is|are|would be|gets?|looks?)\s+(?:\w+\s+)?"
+                             r"(?:misleading|meaningless|useless|wrong|a trap|broken|uninformative|not enough|"
+                             r"insufficient|not what|no good|pointless|dangerous|risky|biased|leaky)"
+                             r"|^\W{0,3}(?:\w+\W+){0,3}?(?:would |will )?(?:leaks?|fails?|breaks?|hides?|misleads?|"
+                             r"lies|tells? (?:you )?nothing|can'?t|cannot|won'?t work|doesn'?t work)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Pitfall:
+    id: str
+    phase: str  # where it is judged and penalised; its pushback lives in this phase's notes
+    signal: str  # the signal whose grade an unfixed mistake caps
+    name: str  # how the critique names the choice, mid-sentence
+    cases: frozenset[str] | None  # where it is a mistake (None: everywhere except fine_in)
+    fine_in: frozenset[str]
+    cues: tuple[re.Pattern, ...]
+    mistake: tuple[str, ...]
+    correct: tuple[str, ...]
+    question: str
+
+    def applies_to(self, case: str) -> bool:
+        return case not in self.fine_in and (self.cases is None or case in self.cases)
+
+
+def load_pitfalls(path: Path = PITFALLS) -> list[Pitfall]:
+    out = []
+    for r in yaml.safe_load(path.read_text(encoding="utf-8")):
+        if r["phase"] not in PHASES or r["signal"] not in SIGNALS:
+            raise ValueError(f"{path.name}: pitfall {r['id']} has an unknown phase or signal")
+        out.append(Pitfall(r["id"], r["phase"], r["signal"], r["name"],
+                           frozenset(r["cases"]) if r.get("cases") else None, frozenset(r.get("fine_in") or ()),
+                           tuple(re.compile(c, re.I) for c in r["cues"]), tuple(r["mistake"]),
+                           tuple(r.get("correct") or ()), r["question"]))
+    return out
+
+
+@dataclass(frozen=True)
+class Spotted:
+    pitfall: Pitfall
+    sentence: str
+    cue: str  # the words of the sentence the cue matched: what the candidate said
+    margin: float
+
+
+def rejected(sentence: str, start: int, end: int) -> bool:
+    """Is the matched choice negated or contrasted in its own clause ("not randomly", "X is misleading")?"""
+    before = sentence[:start]
+    clause = _CLAUSE_END.split(before)[-1] if _CLAUSE_END.search(before) else before
+    if _NEGATOR.search(clause):
+        return True
+    after = sentence[end:]
+    return bool(_REJECTED_AFTER.search(_CLAUSE_END.split(after)[0] if after else ""))
+
+
+class MistakeSpotter:
+    def __init__(self, pitfalls: list[Pitfall], encoder: MiniLM, cache_dir: Path | None = None):
+        self.pitfalls, self.encoder = pitfalls, encoder
+        texts = [s for p in pitfalls for s in (*p.mistake, *p.correct)]
+        vectors = encode_cached(encoder, texts, cache_dir) if texts else np.zeros((0, 384), np.float32)
+        self._vec: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        i = 0
+        for p in pitfalls:
+            m, c = len(p.mistake), len(p.correct)
+            self._vec[p.id] = (vectors[i:i + m], vectors[i + m:i + m + c])
+            i += m + c
+
+    def spot(self, sentences: list[str], case: str, skip: set[str] = frozenset()) -> list[Spotted]:
+        """Mistakes in `sentences`, best first; pitfalls in `skip` (already raised) are not looked for."""
+        gated = [(p, s, m) for p in self.pitfalls if p.id not in skip and p.applies_to(case)
+                 for s in sentences for m in [self._cue(p, s)] if m]
+        if not gated:
+            return []
+        vecs = self.encoder.encode(sorted({s for _, s, _ in gated}))
+        index = {s: i for i, s in enumerate(sorted({s for _, s, _ in gated}))}
+        found = []
+        for p, s, m in gated:
+            v = vecs[index[s]]
+            mis, cor = self._vec[p.id]
+            sim_m = float((mis @ v).max()) if len(mis) else 0.0
+            sim_c = float((cor @ v).max()) if len(cor) else 0.0
+            if sim_m >= MISTAKE_FLOOR and sim_m - sim_c >= MARGIN:
+                found.append(Spotted(p, s, m.group(0), sim_m - sim_c))
+        return sorted(found, key=lambda f: -f.margin)
+
+    @staticmethod
+    def _cue(p: Pitfall, sentence: str) -> re.Match | None:
+        """The first cue match that is not negated or contrasted."""
+        for cue in p.cues:
+            for m in cue.finditer(sentence):
+                if not rejected(sentence, m.start(), m.end()):
+                    return m
+        return None
