@@ -31,22 +31,40 @@ from mlsd_bot.config import load_settings
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync"]
 CASE_TITLE = "Video recommendation"
-OPENING = [("Before drawing boxes: is success watch time or long-term retention? I'd assume about 500M daily "
-            "active users, and the home feed needs p99 latency under 200 ms."),
-           "Labels come from implicit feedback - watch completion, likes and skips - and arrive within minutes.",
-           "I would just use a deep neural network trained on all the data, with accuracy as the metric."]
+OPENING = [("Before drawing boxes: is success long-term retention, with watch time as a proxy and reports or "
+            "'not interested' as guardrails? I'd assume about 500M daily active users, and the home feed needs p99 "
+            "latency under 200 ms."),
+           ("Labels come from implicit feedback - watch completion, likes and skips - and arrive within minutes; "
+            "explicit ratings are too sparse to train on."),
+           "I would train on a random split of all the logged sessions."]  # a mistake: the interviewer pushes back
+# The answer to the pushback, then the rest of the requirements.
+FIX = ["You're right - I'd split by time instead: train on 28 days and validate on the following day, so the model "
+       "never sees the future, which mirrors serving.",
+       "Watch history is personal data, so we need consent, GDPR deletion within 30 days, and no inferred sensitive "
+       "categories as features."]
 # One answer per later phase, so the report has something to score.
 PHASE_ANSWERS = {
-    "framing": "The ML objective is expected watch time per user and video; input: user, context and a candidate "
-               "video; output: a ranking score. It is a ranking problem.",
-    "data": "Training data from impression and watch logs; features are user and video embeddings plus context; "
-            "negative sampling with a time-based split to avoid leakage.",
-    "model": "Start from a popularity baseline, then a two-tower model for candidate generation and a ranker "
-             "trained with a multi-task loss: cross-entropy on clicks plus a watch-time head.",
-    "evaluation": "Offline recall@k for retrieval and NDCG for ranking; online an A/B test on watch time and retention.",
-    "serving": "An ANN index for retrieval, a feature store for online features, and cached user embeddings.",
-    "monitoring": "Dashboards and alerts on feature drift and the prediction distribution; retrain daily and roll "
-                  "back when the online metric drops below a threshold.",
+    "framing": "I'd frame it as ranking: for each user and candidate video predict the probability of a satisfied "
+               "watch (over half completed) plus like and share heads, combined into one score. The input is the user, "
+               "context and candidate video; the output is a ranked list. Pure watch time would reward clickbait, so "
+               "satisfaction is the target.",
+    "data": "Sources: impression logs joined with watch events and the video catalogue. Features: user and video "
+            "embeddings, upload recency, watch-history aggregates and context such as device and hour. Negatives are "
+            "shown-and-skipped impressions sampled at 10% and re-weighted, with a time-based split; a 1% exploration "
+            "slice corrects the selection bias of logged data.",
+    "model": "Baseline first: popularity per region, because it is cheap and sets the bar. Then a two-stage funnel: a "
+             "two-tower retrieval model with in-batch negatives and logQ correction returns 1,000 candidates, and a DCN "
+             "ranker with multi-task heads for completion, like and share scores them; a weighted sum of calibrated "
+             "heads beats a single click objective because clicks reward clickbait.",
+    "evaluation": "Offline: recall@1000 for retrieval and NDCG@20 for ranking on the next day's data. Online: a two-week "
+                  "A/B test on retention and satisfied watch time with reports as a guardrail; we ship only if the "
+                  "online result holds, since offline gains often do not transfer.",
+    "serving": "Video embeddings are precomputed into an HNSW index refreshed hourly for new uploads; the user tower runs "
+               "online, features come from a feature store, and the ranker scores 1,000 candidates within the 200 ms "
+               "budget. Top results are cached per user for 10 minutes.",
+    "monitoring": "Monitor feature drift with PSI per feature, the prediction distribution and calibration, plus the "
+                  "online completion rate and reports, on dashboards with alerts. Retrain the ranker daily on a sliding "
+                  "window and roll back automatically when the online metric falls 2% below control.",
 }
 
 
@@ -115,10 +133,12 @@ def play(page: Page, url: str, out: Path, phone: Page) -> None:
     wait_turns(page, 1)
     for text in OPENING:
         say(page, text)
-    page.locator("#chat details summary").last.click()  # open the critique's sources, and show them
+    page.locator("#chat details summary").last.click()  # open the pushback's sources, and show them
     page.locator("#chat details blockquote").last.evaluate("e => e.scrollIntoView({block: 'end'})")
     page.screenshot(path=str(out / "interview.png"))
     phone_shot(phone, url, session_id(page), out)
+    for text in FIX:
+        say(page, text)
     for phase, text in PHASE_ANSWERS.items():
         go_to_phase(page, phase)
         say(page, text)

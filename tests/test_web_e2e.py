@@ -64,7 +64,7 @@ def test_interview_from_setup_to_report(app: AppServer, page: Page):
 
     say(page, "The goal is watch time. About 100M daily active users, and p99 latency under 200 ms.", via="enter")
     expect(page.locator("#tracker li[data-phase=clarify] .chip.on")).to_contain_text(["Scale", "Latency"])
-    say(page, "Labels come from implicit feedback: watches, likes and skips, which arrive with some delay.", via="button")
+    say(page, "Labels come from implicit feedback: watches, likes and skips, arriving with some delay.", via="button")
     say(page, "Watch history is personal data, so we need consent and GDPR deletion.")
     expect(user(page)).to_have_count(3)
     shot(page, "e2e-2-chat")

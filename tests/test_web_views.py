@@ -63,7 +63,8 @@ def test_chat_escapes_candidates_and_adds_sources_after_streaming():
 def test_a_source_is_a_titled_excerpt_never_a_path_or_a_wall_of_text():
     block = views.sources_html(["framework/data.md#negative-sampling"], CITED, "why not hard negatives?",
                                finished=False)
-    assert '<span class="src">Data preparation › Negative sampling</span>' in block and "framework/data.md" not in block
+    assert '<span class="src">Data preparation › Negative sampling</span>' in block
+    assert "framework/data.md" not in block
     assert "\n" not in block  # inside Markdown a blank line would end the HTML block
     text = views.excerpt(CITED["case_studies/toy.md#clarify"], "what is the latency budget?")
     assert text == "Then the latency budget for the ranking call, p99 under 150 ms."  # the closest sentence
@@ -76,9 +77,14 @@ def test_mid_interview_a_case_section_is_withheld_but_its_facts_are_shown():
     during = views.sources_html(["case_studies/toy.md#clarify", "case_studies/toy.md#facts"], CITED, about,
                                 finished=False)
     assert "Ask about" not in during and "latency budget" not in during and "shown with your report" in during
-    assert "20 million members" in during
+    assert "about 20 million members open the feed daily." in during and "scale:" not in during  # no bullet key
+    assert "<span class=\"src\">Toy feed › Clarify</span>" in during
     after = views.sources_html(["case_studies/toy.md#clarify"], CITED, about, finished=True)
     assert "how many members open the feed each day" in after
+    # What the interviewer just said (a pushback quoting the section) may be shown as its source.
+    said = "Then the latency budget for the ranking call, p99 under 150 ms: what would yours be?"
+    quoted = views.sources_html(["case_studies/toy.md#clarify"], CITED, said, finished=False)
+    assert "p99 under 150 ms." in quoted and "how many members" not in quoted
 
 
 def test_tracker_and_status_bar_show_labels_and_the_current_step():

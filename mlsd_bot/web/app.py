@@ -95,8 +95,8 @@ li { margin: 0 0 8px; }
 .when, .state { font-size: 13px; } .go { grid-row: 1 / span 2; grid-column: 2; align-self: center; font-weight: 600; }
 """
 PROGRESS_CSS = """
-ul { list-style: none; margin: 0; padding: 0; display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
-  gap: 14px; }
+ul { list-style: none; margin: 0; padding: 0; display: grid; gap: 14px;
+  grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); }
 .case small { opacity: .85; } .summary { margin: 0 0 10px; }
 """
 FOCUS_JS = "() => { document.querySelector('#msg textarea')?.focus(); }"
@@ -208,14 +208,16 @@ class WebApp:
             with gr.Row(elem_id="talk-row"):
                 with gr.Column(scale=3, min_width=300):
                     # Messages are escaped by views.chat_messages; sanitize_html stays on as a second guard.
-                    self.chat = gr.Chatbot(label="Interview", show_label=False, elem_id="chat", height="min(560px, calc(100dvh - 320px))",
-                                           min_height=280, sanitize_html=True, render_markdown=True,
+                    # Its height leaves room for the status bar and the box on a phone (Send stays on screen).
+                    self.chat = gr.Chatbot(label="Interview", show_label=False, elem_id="chat", min_height=280,
+                                           height="min(560px, calc(100dvh - 320px))", sanitize_html=True,
+                                           render_markdown=True,
                                            latex_delimiters=[], allow_tags=False, feedback_options=None,
                                            buttons=["copy_all"], placeholder="The interviewer is reading the case...")
                     with gr.Row(elem_id="compose"):
                         self.msg = gr.Textbox(placeholder="Your answer (Enter sends, Shift+Enter for a new line)",
-                                              lines=1, max_lines=8, label="Your answer", show_label=False, elem_id="msg", scale=5,
-                                              min_width=160)
+                                              lines=1, max_lines=8, label="Your answer", show_label=False,
+                                              elem_id="msg", scale=5, min_width=160)
                         self.send_btn = gr.Button("Send", variant="primary", elem_id="send", scale=0, min_width=72)
                     gr.HTML(f'<div id="msg-count" aria-live="polite">0 / {MAX_MESSAGE_CHARS:,} characters</div>',
                             js_on_load=None)

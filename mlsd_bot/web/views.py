@@ -31,6 +31,7 @@ _MARKUP = frozenset("\\`*_{}[]()#+-.!|~<>&\"'$=:")
 SOURCE_CHARS = 280  # one or two sentences of a cited section: the point, not a wall of text
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_KEY = re.compile(r"^`?[a-z][a-z0-9_]*`?\s*:\s+")  # "- scale: ..." facts and "- pitfall_id: ..." pushback bullets
 
 TRACKER_CSS = """
 ol { list-style: none; margin: 0; padding: 0; }
@@ -72,12 +73,18 @@ def cited_chunks(chunks: list[Chunk]) -> dict[str, list[Chunk]]:
 
 
 def source_title(chunks: list[Chunk]) -> str:
-    """'Video recommendation › Data': each chunk's first line names its note and section."""
-    return chunks[0].text.split("\n", 1)[0].strip() if chunks else ""
+    """'Video recommendation › Data': each chunk's first line names its note and section.
+
+    A case note is cited by its whole phase section, so its sub-heading is left off.
+    """
+    if not chunks:
+        return ""
+    title = chunks[0].text.split("\n", 1)[0].strip()
+    return " › ".join(title.split(" › ")[:2]) if chunks[0].case else title
 
 
-def excerpt(chunks: list[Chunk], about: str, limit: int = SOURCE_CHARS) -> str:
-    """The sentence (or two short ones) of a section closest to `about`, as plain text.
+def excerpt(chunks: list[Chunk], about: str, limit: int = SOURCE_CHARS, pair: bool = True) -> str:
+    """The sentence (with `pair`, or two short ones) of a section closest to `about`, as plain text.
 
     Sentences come from the section's lines, bullets unwrapped and bold markers
     dropped; overlapping chunks would repeat some, so each is kept once.
@@ -85,7 +92,7 @@ def excerpt(chunks: list[Chunk], about: str, limit: int = SOURCE_CHARS) -> str:
     sentences: list[str] = []
     for c in chunks:
         for line in c.text.split("\n")[1:]:
-            line = _BULLET.sub("", line).replace("**", "").strip()
+            line = _KEY.sub("", _BULLET.sub("", line)).replace("**", "").strip()
             if line.startswith("#"):
                 continue
             sentences += [s for s in _SENTENCE.split(line) if len(s.split()) >= 5 and s not in sentences]
@@ -94,7 +101,7 @@ def excerpt(chunks: list[Chunk], about: str, limit: int = SOURCE_CHARS) -> str:
     want = set(terms(about))
     best = max(range(len(sentences)), key=lambda i: (len(want & set(terms(sentences[i]))), -i))
     text = sentences[best]
-    if best + 1 < len(sentences) and len(text) + len(sentences[best + 1]) < limit * 0.8:
+    if pair and best + 1 < len(sentences) and len(text) + len(sentences[best + 1]) < limit * 0.8:
         text += " " + sentences[best + 1]
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
 
@@ -105,15 +112,27 @@ def withheld(citation: str, cited: dict[str, list[Chunk]], finished: bool) -> bo
     return not finished and bool(chunks) and chunks[0].case is not None and not citation.endswith(f"#{FACTS}")
 
 
+def already_said(text: str, said: str) -> bool:
+    """True when (nearly) every word of `text` is in `said`: quoting it gives nothing away."""
+    words = set(terms(text))
+    return bool(words) and len(words & set(terms(said))) >= 0.9 * len(words)
+
+
 def source_item(cite: str, cited: dict[str, list[Chunk]], about: str, finished: bool) -> str:
-    """One cited section: its title, and an excerpt unless it would give the answer away."""
+    """One cited section: its title, and an excerpt unless it would give the answer away.
+
+    Mid-interview a case section is quoted only where the interviewer's turn (`about`)
+    already said the same thing, e.g. the counterpoint of a pushback.
+    """
     chunks = cited.get(cite) or []
     name = source_title(chunks) or "A note no longer in the knowledge base"
-    if withheld(cite, cited, finished):
-        body = "The case's worked answer for this part: shown with your report, not before."
+    if not withheld(cite, cited, finished):
+        body = excerpt(chunks, about)
     else:
-        body = excerpt(chunks, about) or "(nothing to quote from this section)"
-    return f'<li><span class="src">{esc(name)}</span><blockquote>{esc(body)}</blockquote></li>'
+        body = excerpt(chunks, about, pair=False)
+        body = body if already_said(body, about) else (
+            "The case's worked answer for this part: shown with your report, not before.")
+    return f'<li><span class="src">{esc(name)}</span><blockquote>{esc(body or "(nothing to quote)")}</blockquote></li>'
 
 
 def details_html(title: str, items: list[str]) -> str:
@@ -237,6 +256,7 @@ def history_html(sessions: list[SessionSummary], titles: dict[str, str]) -> str:
         return '<p class="mlsd-empty">No interviews yet: the ones you start are listed here.</p>'
     rows = []
     for s in sessions:
+        title = esc(titles.get(s.case_id, s.case_id))
         if s.finished:
             state = (f"{s.score}/100 &middot; {esc(VERDICT_TEXT[verdict(s.score)])}" if s.score is not None
                      else "finished")
@@ -244,8 +264,8 @@ def history_html(sessions: list[SessionSummary], titles: dict[str, str]) -> str:
         else:
             state, action = f"unfinished, at {esc(PHASE_TITLES.get(s.phase, s.phase))}", "Resume"
         rows.append(f'<li><button type="button" class="row" data-session="{esc(s.id)}" '
-                    f'aria-label="{action}: {esc(titles.get(s.case_id, s.case_id))}, {_date(s.updated)}">'
-                    f'<span class="what"><b>{esc(titles.get(s.case_id, s.case_id))}</b> <small>{esc(s.level)}</small></span>'
+                    f'aria-label="{action}: {title}, {_date(s.updated)}">'
+                    f'<span class="what"><b>{title}</b> <small>{esc(s.level)}</small></span>'
                     f'<span class="when">last active {_date(s.updated)}</span>'
                     f'<span class="state">{state}</span><span class="go">{action} &rsaquo;</span></button></li>')
     return f'<ul class="mlsd-history">{"".join(rows)}</ul>'

@@ -110,7 +110,8 @@ _OVERFLOW_JS = """() => {
     const r = e.getBoundingClientRect();
     if (!r.width || !r.height || getComputedStyle(e).visibility === 'hidden') continue;
     if (r.right > vw + 0.5 || r.left < -0.5)
-      bad.push(`${e.tagName.toLowerCase()}#${e.id}.${String(e.className).slice(0, 40)} ${Math.round(r.left)}..${Math.round(r.right)}`);
+      bad.push(`${e.tagName.toLowerCase()}#${e.id}.${String(e.className).slice(0, 40)} ` +
+               `${Math.round(r.left)}..${Math.round(r.right)}`);
   }
   return {page: document.documentElement.scrollWidth, viewport: vw, wider: bad.slice(0, 8)};
 }"""
@@ -135,7 +136,8 @@ _CONTRAST_JS = """(selector) => {
     for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor);
       if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; } }
     return layers.reverse().reduce((under, top) => over(top, under), {r: 255, g: 255, b: 255, a: 1}); };
-  const lum = ({r, g, b}) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const lum = ({r, g, b}) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
     return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
   return [...document.querySelectorAll(selector)].map((t) => {
     const style = getComputedStyle(t), bg = background(t.ownerSVGElement || t);
