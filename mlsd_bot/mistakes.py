@@ -8,7 +8,12 @@ it, the correct counterpart). A sentence is a mistake when
 1. a cue matches, outside the scope of a negation or contrast ("not randomly",
    "instead of accuracy", "accuracy is meaningless here"), and
 2. its MiniLM embedding is closer to the mistake examples than to the
-   look-alikes, by a margin, and close enough to them in absolute terms.
+   look-alikes, by a margin, and close enough to them in absolute terms - a
+   much higher bar for a pitfall of another phase than the one being discussed;
+3. the message does not use the vocabulary of the fix: words that several
+   look-alikes share and no mistake example uses ("logQ", "point-in-time",
+   "recalibrate"), learned from the catalogue itself.
+Thresholds were chosen on the tune cases of bench/data/critiques.jsonl (bench/critiques.py).
 """
 
 from __future__ import annotations
@@ -22,11 +27,16 @@ import yaml
 
 from .contract import PHASES, SIGNALS
 from .embeddings import MiniLM
+from .retrieval import terms
 from .signals import encode_cached
 
 PITFALLS = Path(__file__).parent / "data" / "pitfalls.yaml"
-MISTAKE_FLOOR = 0.45  # cosine to the nearest mistake example
-MARGIN = 0.0  # ... and at least this much closer than to the nearest look-alike
+MISTAKE_FLOOR = 0.55  # cosine to the nearest mistake example, for a pitfall of the phase under discussion
+MARGIN = 0.03  # ... and at least this much closer than to the nearest look-alike
+CLOSE_FLOOR, CLOSE_MARGIN = 0.5, 0.08  # or: a little less close, but clearly closer to the mistakes
+OFF_PHASE_FLOOR = 0.8  # the same for a pitfall of another phase: only an unmistakable match
+OFF_PHASE_MARGIN = 0.1
+FIX_WORD_MIN = 2  # a fix word appears in at least this many look-alikes and in no mistake example
 _CLAUSE_END = re.compile(r"[,;:()\u2014]|\s-\s|\b(?:but|so|and then|whereas|while|then)\b", re.I)
 _NEGATOR = re.compile(r"\b(?:not|no|never|nor|without|instead of|rather than|avoid\w*|against|beyond|other than|"
                       r"stop\w*|unlike|skip\w*|drop\w*|won'?t|wouldn'?t|don'?t|doesn'?t|can'?t|cannot|isn'?t|"
@@ -85,21 +95,39 @@ def rejected(sentence: str, start: int, end: int) -> bool:
     return bool(_REJECTED_AFTER.search(_CLAUSE_END.split(after)[0] if after else ""))
 
 
+def fix_words(p: Pitfall) -> set[str]:
+    """Words of the fix: shared by several look-alikes, used by no mistake example."""
+    counts: dict[str, int] = {}
+    for s in p.correct:
+        for w in set(terms(s)):
+            if len(w) > 3:
+                counts[w] = counts.get(w, 0) + 1
+    used = {w for s in p.mistake for w in terms(s)}
+    return {w for w, c in counts.items() if c >= FIX_WORD_MIN and w not in used}
+
+
 class MistakeSpotter:
     def __init__(self, pitfalls: list[Pitfall], encoder: MiniLM, cache_dir: Path | None = None):
         self.pitfalls, self.encoder = pitfalls, encoder
         texts = [s for p in pitfalls for s in (*p.mistake, *p.correct)]
         vectors = encode_cached(encoder, texts, cache_dir) if texts else np.zeros((0, 384), np.float32)
         self._vec: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._fix = {p.id: fix_words(p) for p in pitfalls}
         i = 0
         for p in pitfalls:
             m, c = len(p.mistake), len(p.correct)
             self._vec[p.id] = (vectors[i:i + m], vectors[i + m:i + m + c])
             i += m + c
 
-    def spot(self, sentences: list[str], case: str, skip: set[str] = frozenset()) -> list[Spotted]:
-        """Mistakes in `sentences`, best first; pitfalls in `skip` (already raised) are not looked for."""
-        gated = [(p, s, m) for p in self.pitfalls if p.id not in skip and p.applies_to(case)
+    def spot(self, sentences: list[str], case: str, phase: str | None = None,
+             skip: set[str] = frozenset()) -> list[Spotted]:
+        """Mistakes in `sentences` (one message), best first; pitfalls in `skip` (already raised) are not looked for."""
+        words = {w for s in sentences for w in terms(s)}
+        # A mistake may need its neighbour for context ("Phishing is 1 in 1,000; I'd report ROC-AUC."),
+        # so the whole message is read as one more unit.
+        sentences = sentences + [" ".join(sentences)] if 1 < len(sentences) <= 4 else sentences
+        gated = [(p, s, m) for p in self.pitfalls
+                 if p.id not in skip and p.applies_to(case) and not self._fix[p.id] & words
                  for s in sentences for m in [self._cue(p, s)] if m]
         if not gated:
             return []
@@ -111,7 +139,12 @@ class MistakeSpotter:
             mis, cor = self._vec[p.id]
             sim_m = float((mis @ v).max()) if len(mis) else 0.0
             sim_c = float((cor @ v).max()) if len(cor) else 0.0
-            if sim_m >= MISTAKE_FLOOR and sim_m - sim_c >= MARGIN:
+            if phase in (None, p.phase):
+                hit = ((sim_m >= MISTAKE_FLOOR and sim_m - sim_c >= MARGIN)
+                       or (sim_m >= CLOSE_FLOOR and sim_m - sim_c >= CLOSE_MARGIN))
+            else:
+                hit = sim_m >= OFF_PHASE_FLOOR and sim_m - sim_c >= OFF_PHASE_MARGIN
+            if hit:
                 found.append(Spotted(p, s, m.group(0), sim_m - sim_c))
         return sorted(found, key=lambda f: -f.margin)
 

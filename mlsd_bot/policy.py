@@ -34,7 +34,7 @@ from .retrieval import Retriever
 from .signals import Detection, SignalDetector, sentences
 from .state import Evidence, InterviewState, Mistake
 
-QUOTE_WORDS = 14  # a critique quotes the candidate's words, not their whole message
+QUOTE_WORDS = 22  # a critique quotes the candidate's words, not their whole message
 OFF_TOPIC_FLOOR = 0.3  # below this similarity to every signal, a message with no signal is off topic
 PROBE_BEFORE = 0.6  # probe a choice only in the first 60% of a phase's time
 CHOICE_SIGNALS = frozenset({"features", "sampling", "architecture", "multi_stage", "loss", "offline_metrics",
@@ -130,7 +130,7 @@ class Policy:
         if not det.signals and det.relevance < OFF_TOPIC_FLOOR and not self.grader.named_term(said):
             return self._redirect(state, "off_topic")
         self._check_fix(state, reading)
-        spotted = self.spotter.spot(reading.statements, self.case.id, skip=set(state.mistakes))
+        spotted = self.spotter.spot(reading.statements, self.case.id, state.phase, skip=set(state.mistakes))
         covered = self._record(state, det, said, spotted)
         if spotted:
             critique = self._critique(state, spotted[0], covered)
@@ -278,7 +278,7 @@ class Policy:
         state.critiques[p.id] = p.phase
         state.pending, state.pending_text = [p.signal], p.question
         text = self.prompts.say("critique", self._seed(state), quote=_quote(spotted.sentence, spotted.cue),
-                                fact=push.sentence, question=p.question)
+                                choice=p.name, fact=push.sentence, question=p.question)
         return Decision("critique", state.phase, text, topic=p.signal, covered=covered, citations=[push.citation],
                         facts=[push.sentence])
 
@@ -331,7 +331,7 @@ class Policy:
             return
         open_ = [m for m in state.mistakes.values() if not m.fixed and m.turn == last.n - 1]
         for m in open_:
-            again = self.spotter.spot(reading.statements, self.case.id, skip=set(state.mistakes) - {m.pitfall})
+            again = self.spotter.spot(reading.statements, self.case.id, m.phase, skip=set(state.mistakes) - {m.pitfall})
             if not any(s.pitfall.id == m.pitfall for s in again) and len(" ".join(reading.statements).split()) >= 6:
                 m.fixed, m.fix_quote = True, _short(" ".join(reading.statements), 40)
 

@@ -176,7 +176,10 @@ def overall(state: InterviewState, case: Case, points: dict[str, float], proc: P
     r = rubric()
     w = r["phase_weight"]
     design = sum(w[p] * points[p] / 4 for p in PHASES) / sum(w.values())
-    score = round(100 * ((1 - r["process_weight"]) * design + r["process_weight"] * proc.score / 4))
+    raw = 100 * ((1 - r["process_weight"]) * design + r["process_weight"] * proc.score / 4)
+    # The rubric's raw mean compresses: nobody gets every signal to depth 3, nobody gets all zeros.
+    # A linear stretch around a centre maps it onto the scale interviewers use.
+    score = round(r["stretch"]["centre"] + r["stretch"]["gain"] * (raw - r["stretch"]["centre"]))
     unfixed = sum(not m.fixed for m in state.mistakes.values())
     if unfixed:
         score = min(score, r["mistake_caps"][min(unfixed, len(r["mistake_caps"])) - 1])

@@ -182,6 +182,7 @@ PLAUSIBLE = {
     "ack": "Good - that covers scale.",
     "question": "What latency budget do we have?",
     "quote": "I'd evaluate on accuracy",
+    "choice": "accuracy as the headline metric",
     "term": "HNSW",
     "facts": "About 2,000 transactions per second at peak.",
     "go_on": "Go on.",
@@ -198,7 +199,7 @@ SLOT_VARS: dict[str, set[str]] = {
     "transition_time": {"phase_title"},
     **{f"phase_open.{p}": set() for p in PHASES},
     "follow_up": {"ack", "question"},
-    "critique": {"quote", "fact", "question"},
+    "critique": {"quote", "choice", "fact", "question"},
     "probe": {"question"},
     "probe_question": {"term"},
     "answer": {"facts", "go_on"},
@@ -266,7 +267,7 @@ def test_missing_variable_raises(prompts):
     with pytest.raises(jinja2.UndefinedError):
         prompts.say("open", "seed")
     with pytest.raises(jinja2.UndefinedError):
-        prompts.say("critique", "seed", quote="accuracy", question="Why?")  # no fact
+        prompts.say("critique", "seed", quote="accuracy", choice="accuracy", question="Why?")  # no fact
     with pytest.raises(jinja2.UndefinedError):
         prompts.say("close_summary", "seed", score=10)
     with pytest.raises(jinja2.UndefinedError):
