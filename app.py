@@ -7,6 +7,7 @@ environment (MLSD_*, OPENAI_*); see README. The API key is never printed.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -48,11 +49,21 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings, host: str, port: int) -> int:
     from mlsd_bot.web.app import LAUNCH_OPTIONS, create_app
 
+    _log_to_stderr()
     demo = create_app(settings)  # builds the knowledge index first when it is missing
     print(f"mlsd-bot: http://{host}:{port}  ({settings.voice_label()})", flush=True)
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY)
     demo.launch(server_name=host, server_port=port, share=False, auth=settings.auth, quiet=True, **LAUNCH_OPTIONS)
     return 0
+
+
+def _log_to_stderr() -> None:
+    """The app's own one-line log entries (e.g. a rejected message) go to stderr; other libraries stay quiet."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("mlsd-bot: %(message)s"))
+    logger = logging.getLogger("mlsd_bot")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from .cases import Case
 from .contract import PHASE_TITLES, PHASES, SIGNALS, Verdict, phase_signals
 from .prompts import mid_sentence
 from .retrieval import Retriever, best_sentence
-from .state import InterviewState
+from .state import InterviewState, Turn
 
 GRADING = Path(__file__).parent / "data" / "grading.yaml"
 DEPTH_WORDS = {0: "not shown", 1: "mentioned", 2: "specific", 3: "justified"}
@@ -274,12 +274,49 @@ def _study(phases: dict[str, PhaseReport], case: Case, labels: dict[str, str]) -
 
 
 # --- rendering -------------------------------------------------------------------
+# Everything below turns a Report (and, for the transcript, the interview's turns) into
+# Markdown or HTML for people: ids become labels and titles, charts are SVG that scale to
+# their container and draw text in the page's text colour (light or dark).
 
 VERDICT_TEXT = {"strong_hire": "Strong hire", "hire": "Hire", "lean_hire": "Lean hire",
                 "lean_no_hire": "Lean no hire", "no_hire": "No hire"}
 
 
-def to_markdown(r: Report) -> str:
+def source_label(citation: str, r: Report | None = None) -> str:
+    """A citation as words: 'case_studies/news_feed.md#data' -> 'News feed › Data preparation'.
+
+    A framework note is named after its phase, the report's own case note after the case
+    title, any other note after its file name; the section after its phase or heading.
+    """
+    path, _, section = citation.partition("#")
+    stem = path.rsplit("/", 1)[-1].removesuffix(".md")
+    if path.startswith("framework/") and stem in PHASE_TITLES:
+        note = f"{PHASE_TITLES[stem]} (framework)"
+    elif r is not None and stem == r.case and r.case_title:
+        note = r.case_title
+    else:
+        note = stem.replace("_", " ").capitalize()
+    part = PHASE_TITLES.get(section) or section.replace("-", " ").capitalize()
+    return f"{note} › {part}" if part else note
+
+
+def _action_text(action: str | None) -> str:
+    """Any turn action as words ('follow_up' -> 'follow up'): new actions need no change here."""
+    return (action or "").replace("_", " ")
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(max(seconds, 0)), 60)
+    return f"{m:02d}:{s:02d}"
+
+
+def _turn_meta(t: Turn) -> str:
+    """'03:12 · Data preparation · follow up': when, in which phase, and (interviewer turns) what kind."""
+    return " · ".join(x for x in (_clock(t.at), PHASE_TITLES.get(t.phase, t.phase), _action_text(t.action)) if x)
+
+
+def to_markdown(r: Report, turns: list[Turn] | None = None) -> str:
+    """The report as Markdown; with `turns`, the whole conversation follows it."""
     lines = [f"# Interview report: {r.case_title or r.case}", "",
              f"**Overall: {r.overall.score}/100 - {VERDICT_TEXT[r.overall.verdict]}** (level: {r.level})", "",
              "| Phase | Score | Justified or specific | Only mentioned or missing |", "|---|---|---|---|"]
@@ -294,13 +331,23 @@ def to_markdown(r: Report) -> str:
         lines += [f"- Mistake - {_md_escape(m.name)}: \"{_md_escape(m.quote)}\"" + (" (fixed)" if m.fixed else "")
                   for m in pr.mistakes]
         lines += [f"- Deduction: {d}" for d in pr.deductions]
-        lines += [f"- Recommended: {_md_escape(a.text)} _[{a.source}]_" for a in pr.advice]
+        lines += [f"- Recommended: {_md_escape(a.text)} _({source_label(a.source, r)})_" for a in pr.advice]
     if r.process:
         lines += ["", f"## How you ran the interview - {r.process.score}/4", ""]
         lines += [f"- {i.name}: {round(100 * i.score)}% - {_md_escape(i.evidence)}" for i in r.process.items]
     lines += ["", "## What to study next", ""] + [f"{i}. **{s.title}** (`{s.source}`): {s.why}"
                                                   for i, s in enumerate(r.study, 1)]
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    return text + "\n" + transcript_markdown(turns) if turns else text
+
+
+def transcript_markdown(turns: list[Turn]) -> str:
+    """The conversation, one paragraph per turn: who, when, phase and action, then the words."""
+    out = ["## Transcript", ""]
+    for t in turns:
+        who = "**You**" if t.role == "candidate" else "**Interviewer**"
+        out += [f"{who} _({_turn_meta(t)})_", "", _md_escape(t.text).replace("\n", "  \n"), ""]
+    return "\n".join(out)
 
 
 def _md_escape(text: str) -> str:
@@ -310,23 +357,50 @@ def _md_escape(text: str) -> str:
 
 PHASE_SHORT = {"clarify": "Clarify", "framing": "Framing", "data": "Data", "model": "Model",
                "evaluation": "Evaluation", "serving": "Serving", "monitoring": "Monitoring"}
+CHART_WIDTH = 340  # the viewBox width: about a phone column, so text keeps its size there; capped on desktop
 
 
-def bar_chart_svg(r: Report, width: int = 520) -> str:
-    """Per-phase scores as horizontal bars: inline SVG, no scripts, no outside files."""
-    rows, h, left, bar = [], 26, 100, width - 150  # room on the right for the "4/4" label
+def bar_chart_svg(r: Report) -> str:
+    """Per-phase scores as horizontal bars: inline SVG, no scripts, no outside files.
+
+    It scales to its container (viewBox, width 100%); text and the empty track use
+    currentColor, so the chart follows the page's text colour in light and dark mode.
+    The "n/4" labels sit right of the track, on the page background.
+    """
+    rows, h, left, track = [], 26, 88, CHART_WIDTH - 88 - 38
     for i, (p, pr) in enumerate(r.phases.items()):
-        y, w = 10 + i * h, int(bar * pr.score / 4)
-        rows.append(f'<text x="0" y="{y + 14}" font-size="13">{PHASE_SHORT[p]}</text>'
-                    f'<rect x="{left}" y="{y}" width="{bar}" height="18" fill="#eee"/>'
+        y, w = 6 + i * h, round(track * pr.score / 4)
+        rows.append(f'<text x="0" y="{y + 14}" font-size="14" fill="currentColor">{PHASE_SHORT[p]}</text>'
+                    f'<rect x="{left}" y="{y}" width="{track}" height="18" fill="currentColor" fill-opacity=".14"/>'
                     f'<rect x="{left}" y="{y}" width="{w}" height="18" fill="#3b6fd8"/>'
-                    f'<text x="{left + w + 6}" y="{y + 14}" font-size="12">{pr.score}/4</text>')
+                    f'<text x="{left + track + 6}" y="{y + 14}" font-size="14" fill="currentColor">{pr.score}/4</text>')
+    height = 12 + h * len(r.phases)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="Scores per phase" '
-            f'width="{width}" height="{20 + h * len(r.phases)}" font-family="sans-serif">{"".join(rows)}</svg>')
+            f'viewBox="0 0 {CHART_WIDTH} {height}" width="100%" style="max-width:{CHART_WIDTH * 1.2:.0f}px;'
+            f'height:auto;display:block" font-family="sans-serif">{"".join(rows)}</svg>')
 
 
-def to_html(r: Report) -> str:
-    """A self-contained page: inline CSS and SVG; every candidate string escaped."""
+def transcript_html(turns: list[Turn]) -> str:
+    """The conversation as an HTML fragment (used on screen and in the HTML download); all text escaped."""
+    e = html.escape
+    items = [f'<li class="turn {t.role}"><div class="who"><b>{"You" if t.role == "candidate" else "Interviewer"}</b> '
+             f'<small>{e(_turn_meta(t))}</small></div><div class="said">{e(t.text)}</div></li>' for t in turns]
+    return f'<section class="mlsd-transcript"><h2>Transcript</h2><ol>{"".join(items)}</ol></section>'
+
+
+# Readable on a phone (viewport, fluid width, wrapping) and in dark mode (colour-scheme aware).
+_PAGE_STYLE = (
+    ":root{color-scheme:light dark}"
+    "body{font-family:sans-serif;max-width:760px;margin:1.5em auto;padding:0 1em;line-height:1.5;"
+    "overflow-wrap:anywhere}h2{margin-top:1.4em}svg{max-width:100%}"
+    ".mlsd-transcript ol{list-style:none;padding:0}.mlsd-transcript li{margin:0 0 .8em;padding:.5em .8em;"
+    "border-left:3px solid #8a94a6}.mlsd-transcript li.candidate{border-color:#3b6fd8}"
+    ".mlsd-transcript .said{white-space:pre-wrap}.mlsd-transcript small{opacity:.8}"
+    "@media (prefers-color-scheme:dark){body{background:#15171c;color:#e8eaee}}")
+
+
+def to_html(r: Report, turns: list[Turn] | None = None) -> str:
+    """A self-contained page: inline CSS and SVG; every candidate string escaped. With `turns`, the transcript."""
     e = html.escape
     parts = [f"<h1>Interview report: {e(r.case_title or r.case)}</h1>",
              f"<p class='overall'><b>Overall: {r.overall.score}/100 - {VERDICT_TEXT[r.overall.verdict]}</b> "
@@ -338,13 +412,16 @@ def to_html(r: Report) -> str:
         parts += [f"<li>Mistake - {e(m.name)}: &ldquo;{e(m.quote)}&rdquo;{' (fixed)' if m.fixed else ''}</li>"
                   for m in pr.mistakes]
         parts += [f"<li>Deduction: {e(d)}</li>" for d in pr.deductions]
-        parts += [f"<li>Recommended: {e(a.text)} <small>[{e(a.source)}]</small></li>" for a in pr.advice]
+        parts += [f"<li>Recommended: {e(a.text)} <small>({e(source_label(a.source, r))})</small></li>"
+                  for a in pr.advice]
         parts.append("</ul>")
     if r.process:
         parts.append(f"<h2>How you ran the interview - {r.process.score}/4</h2><ul>" + "".join(
             f"<li>{e(i.name)}: {round(100 * i.score)}% - {e(i.evidence)}</li>" for i in r.process.items) + "</ul>")
     parts.append("<h2>What to study next</h2><ol>" + "".join(
         f"<li><b>{e(s.title)}</b> (<code>{e(s.source)}</code>): {e(s.why)}</li>" for s in r.study) + "</ol>")
-    style = "body{font-family:sans-serif;max-width:760px;margin:2em auto;line-height:1.45}h2{margin-top:1.4em}"
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>mlsd-bot report</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+    if turns:
+        parts.append(transcript_html(turns))
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>mlsd-bot report</title>"
+            f"<style>{_PAGE_STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
