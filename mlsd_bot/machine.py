@@ -17,7 +17,7 @@ from typing import Literal
 
 from .contract import PHASES, next_phase
 
-Goes = Literal["stay", "next", "end"]
+Goes = Literal["stay", "next", "ahead", "end"]  # ahead: the next phase, or past later ones already answered
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("answer", "critique", "stay", "the answer makes a known mistake for this case"),
     Transition("answer", "probe", "stay", "a concrete choice worth a deeper question about the candidate's own words"),
     Transition("answer", "follow_up", "stay", "a topic of this phase is still open"),
-    Transition("answer", "advance", "next", "the phase is covered or its time is up"),
+    Transition("answer", "advance", "ahead", "the phase is covered or its time is up (past any later phase the "
+                                            "candidate already answered in depth)"),
     Transition("answer", "close", "end", "the last phase is covered or the time is up"),
     Transition("question", "answer", "stay", "the candidate asked the interviewer: answer from the case's facts"),
     Transition("repeat", "repeat", "stay", "the question on the table again, in other words"),
@@ -66,6 +67,7 @@ def check(event: str, action: str, before: str, after: str, finished: bool) -> N
         raise TransitionError(f"no transition for event {event!r} with action {action!r}")
     moved = {"stay": after == before and not finished,
              "next": after == next_phase(before) and not finished,
+             "ahead": after in PHASES[PHASES.index(before) + 1:] and not finished,
              "end": finished}[goes]
     if not moved:
         raise TransitionError(f"{event}/{action} should {goes} but went {before} -> {'finished' if finished else after}")
@@ -79,7 +81,7 @@ def mermaid() -> str:
         lines.append(f"    {phase} --> {phase}: {'<br/>'.join(stay)}")
         nxt = PHASES[i + 1] if i + 1 < len(PHASES) else None
         for t in TRANSITIONS:
-            if t.goes == "next" and nxt:
+            if t.goes in ("next", "ahead") and nxt:
                 lines.append(f"    {phase} --> {nxt}: {t.event} / {t.action}")
             if t.goes == "end" and (t.event == "end" or nxt is None):
                 lines.append(f"    {phase} --> finished: {t.event} / {t.action}")

@@ -37,8 +37,9 @@ from .state import Evidence, InterviewState, Mistake
 QUOTE_WORDS = 22  # a critique quotes the candidate's words, not their whole message
 OFF_TOPIC_FLOOR = 0.3  # below this similarity to every signal, a message with no signal is off topic
 PROBE_BEFORE = 0.6  # probe a choice only in the first 60% of a phase's time
+# Design choices worth a "why this one?" (labels are the case's facts and drift a risk, not choices).
 CHOICE_SIGNALS = frozenset({"features", "sampling", "architecture", "multi_stage", "loss", "offline_metrics",
-                            "ab_testing", "serving", "optimization", "drift", "retraining", "labels"})
+                            "ab_testing", "serving", "optimization", "retraining"})
 
 
 @dataclass
@@ -228,6 +229,8 @@ class Policy:
     def advance(self, state: InterviewState, ack: str, reason: str, covered: list[str] | None = None,
                 event: str = "answer") -> Decision:
         nxt = next_phase(state.phase)
+        while nxt is not None and event == "answer" and self._answered(state, nxt):
+            nxt = next_phase(nxt)  # the candidate ran ahead and answered it in depth: don't ask it again
         if nxt is None:
             return self.close(state, event, covered)
         seed = self._seed(state)
@@ -341,6 +344,11 @@ class Policy:
         core = [s for s in sigs if s not in self.case.optional_signals]
         optional = [s for s in sigs if s in self.case.optional_signals]
         return core if state.level == "mid" else core + optional
+
+    def _answered(self, state: InterviewState, phase: str) -> bool:
+        """A later phase whose opening topics the candidate already gave with specifics (depth 2 or more)."""
+        opening = self._opening_topics(phase)
+        return bool(opening) and all(s in state.covered and state.covered[s].depth >= 2 for s in opening)
 
     def _opening_topics(self, phase: str) -> list[str]:
         return [s for s in phase_signals(phase) if s not in self.case.optional_signals][:3]

@@ -129,7 +129,10 @@ def test_every_decision_is_a_declared_transition(deps):
     with pytest.raises(TransitionError):
         check("question", "critique", "clarify", "clarify", False)
     with pytest.raises(TransitionError):
-        check("next", "advance", "clarify", "data", False)  # advance moves exactly one phase
+        check("next", "advance", "clarify", "data", False)  # /next moves exactly one phase
+    check("answer", "advance", "clarify", "data", False)  # an answer may go past a phase it already answered
+    with pytest.raises(TransitionError):
+        check("answer", "advance", "data", "framing", False)  # never back
 
 
 def test_the_diagram_in_docs_is_drawn_from_the_declaration():

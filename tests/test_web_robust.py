@@ -63,34 +63,35 @@ def web(deps, tmp_path):
 
 
 def started(app: WebApp):
-    *_, last = app.start("news_feed", "senior", 45, "offline")
-    return last[0]  # the Interview
+    """A new interview through the API handlers, once its opening question is out."""
+    *_, last = app.api_start("news_feed", "senior", 45, "offline")
+    return last[0]  # the Session
 
 
 def test_a_lone_surrogate_and_control_characters_do_not_break_the_session(web):
     app, store, _ = web
-    iv = started(app)
-    outputs = list(app.send("We expect \ud800 300M daily users \x1b[2J\x00 and p99 under 200 ms", iv))
+    sess = started(app)
+    outputs = list(app.api_send("We expect \ud800 300M daily users \x1b[2J\x00 and p99 under 200 ms", sess))
     json.dumps([o[0] for o in outputs], ensure_ascii=False).encode("utf-8")  # what gradio serialises
-    list(app.send("Labels come from clicks; a hide is a strong negative.", iv))
-    *_, final = app.send("/end", iv)
-    assert iv.finished and "Interview report" in final[7]  # the report screen's markdown
-    said = [t.text for t in store.load(iv.state.session_id).turns if t.role == "candidate"]
+    list(app.api_send("Labels come from clicks; a hide is a strong negative.", sess))
+    *_, final = app.api_send("/end", sess)
+    assert sess.iv.finished and "Interview report" in final[4]  # the report's markdown
+    said = [t.text for t in store.load(sess.iv.state.session_id).turns if t.role == "candidate"]
     assert said == ["We expect \ufffd 300M daily users [2J and p99 under 200 ms",
                     "Labels come from clicks; a hide is a strong negative.", "/end"]
 
 
 def test_hint_while_a_reply_streams_is_refused_and_the_turns_stay_in_order(web):
     app, store, voice = web
-    iv = started(app)
+    sess = started(app)
     voice.hold()
-    first = threading.Thread(target=lambda: list(app.send("About 300 million daily users.", iv)))
+    first = threading.Thread(target=lambda: list(app.api_send("About 300 million daily users.", sess)))
     first.start()
     assert voice.started.wait(60)
     with pytest.raises(gr.Error, match="still answering"):
-        list(app.hint(iv))
+        list(app.api_send("/hint", sess))
     voice.go.set()
     first.join(60)
-    list(app.hint(iv))  # once the reply is out, Hint works
-    roles = [t.role for t in store.load(iv.state.session_id).turns]
+    list(app.api_send("/hint", sess))  # once the reply is out, Hint works
+    roles = [t.role for t in store.load(sess.iv.state.session_id).turns]
     assert roles == ["interviewer", "candidate", "interviewer", "candidate", "interviewer"]
