@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TSTAMP  := $(VENV)/.installed-test
 
-.PHONY: install install-test run test bench ingest clean
+.PHONY: install install-test run test bench ingest vectors clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,11 @@ install-test: $(TSTAMP)
 
 ingest: install
 	$(BIN)/mlsd-bot ingest
+
+# After editing knowledge/ or mlsd_bot/data/signals.yaml: re-embed what changed into the
+# shipped vectors (mlsd_bot/data/embedding/vectors.npz) and commit that file.
+vectors: install
+	$(BIN)/mlsd-bot ingest --refresh-vectors
 
 run: install
 	$(BIN)/mlsd-bot ingest

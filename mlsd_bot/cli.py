@@ -57,8 +57,11 @@ def _check_phase(phase: str | None) -> None:
 # --- commands -------------------------------------------------------------------
 
 def cmd_ingest(args, settings: Settings) -> None:
-    from .store import ingest
+    from .store import ingest, refresh_shipped_vectors
 
+    if args.refresh_vectors:  # first, so the index below is built from the fresh file
+        written, encoded = refresh_shipped_vectors(settings)
+        print(f"shipped vectors: {written} texts written, {encoded} newly encoded", file=sys.stderr)
     print(ingest(settings).summary(), file=sys.stderr)
 
 
@@ -210,7 +213,11 @@ def cmd_sessions(args, settings: Settings) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mlsd-bot", description="Mock interviewer for ML system design interviews.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("ingest", help="build or refresh the vector store from knowledge/").set_defaults(fn=cmd_ingest)
+    ing = sub.add_parser("ingest", help="build or refresh the vector store from knowledge/")
+    ing.add_argument("--refresh-vectors", action="store_true",
+                     help="also rewrite the shipped vectors (mlsd_bot/data/embedding/vectors.npz) for the current "
+                          "notes and detector exemplars; run after editing them (`make vectors`)")
+    ing.set_defaults(fn=cmd_ingest)
     c = sub.add_parser("cases", help="list the case studies")
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=cmd_cases)

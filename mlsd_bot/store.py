@@ -1,5 +1,9 @@
 """The vector store: a Chroma collection of knowledge chunks, local or on a server.
 
+The collection is reached through LangChain's `langchain_chroma.Chroma` vector store
+with our own `MiniLMEmbeddings` adapter, which answers chunk texts from the shipped
+vectors (embeddings.py) and runs the model only on texts it has never seen.
+
 Ingest is incremental: each chunk carries its note's content hash, so unchanged
 notes are not re-embedded and the chunks of deleted notes are removed. Every
 note is validated before the collection is touched, so a malformed note leaves
@@ -10,15 +14,17 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
+from langchain_chroma import Chroma
 
 from .config import Settings
-from .embeddings import MiniLMEmbeddingFunction
+from .embeddings import VECTORS_PATH, KnownVectors, MiniLM, MiniLMEmbeddingFunction, MiniLMEmbeddings, get_encoder
 from .errors import ConfigError, IndexMissingError, NoteError
 from .knowledge import Chunk, Note, chunk_note, load_notes
 
@@ -50,26 +56,34 @@ class IngestReport:
     unchanged: list[str]
     removed: list[str]
     chunks: int
+    model_runs: int = 0  # chunk texts the model had to encode (the rest came from the shipped vectors)
 
     def summary(self) -> str:
         return (f"ingest: {len(self.added)} note(s) embedded, {len(self.unchanged)} unchanged, "
-                f"{len(self.removed)} removed; {self.chunks} chunks in the index")
+                f"{len(self.removed)} removed; {self.chunks} chunks in the index "
+                f"({self.model_runs} run through the model)")
 
 
 class KnowledgeIndex:
     """The collection plus the operations the product needs on it."""
 
-    def __init__(self, client) -> None:
-        self._client = client
-        # Always pass our function: Chroma must never fall back to its default
-        # embedding function, which downloads a model.
-        self.collection = client.get_or_create_collection(COLLECTION, embedding_function=MiniLMEmbeddingFunction())
+    def __init__(self, client, encoder: MiniLM | None = None) -> None:
+        self.encoder = encoder or get_encoder()
+        # Our Chroma embedding function goes into the collection's stored configuration (so
+        # other clients can reopen it and query by text, and Chroma never falls back to its
+        # default function, which downloads a model); LangChain embeds with our adapter.
+        self.store = Chroma(client=client, collection_name=COLLECTION,
+                            embedding_function=MiniLMEmbeddings(self.encoder),
+                            collection_configuration={"embedding_function": MiniLMEmbeddingFunction()})
+
+    def count(self) -> int:
+        return len(self.store.get(include=[])["ids"])
 
     def is_empty(self) -> bool:
-        return self.collection.count() == 0
+        return not self.store.get(limit=1, include=[])["ids"]
 
     def _indexed_digests(self) -> dict[str, str]:
-        got = self.collection.get(include=["metadatas"])
+        got = self.store.get(include=["metadatas"])
         return {m["source"]: m["digest"] for m in got["metadatas"]}
 
     def ingest(self, notes: list[Note], progress: Callable[[str], None] | None = None) -> IngestReport:
@@ -77,8 +91,9 @@ class KnowledgeIndex:
         current = {n.source for n in notes}
         removed = sorted(set(indexed) - current)
         for source in removed:
-            self.collection.delete(where={"source": source})
+            self.store.delete(where={"source": source})
         added, unchanged = [], []
+        runs_before = self.encoder.model_runs
         for i, note in enumerate(notes, 1):
             if indexed.get(note.source) == note.digest:
                 unchanged.append(note.source)
@@ -87,20 +102,17 @@ class KnowledgeIndex:
             added.append(note.source)
             if progress:
                 progress(f"[{i}/{len(notes)}] embedded {note.source}")
-        return IngestReport(added, unchanged, removed, self.collection.count())
+        return IngestReport(added, unchanged, removed, self.count(), self.encoder.model_runs - runs_before)
 
     def _replace(self, note: Note) -> None:
         chunks = chunk_note(note)
-        self.collection.delete(where={"source": note.source})
-        self.collection.add(
-            ids=[c.id for c in chunks],
-            documents=[c.text for c in chunks],
-            metadatas=[_metadata(c) for c in chunks],
-        )
+        self.store.delete(where={"source": note.source})
+        self.store.add_texts([c.text for c in chunks], metadatas=[_metadata(c) for c in chunks],
+                             ids=[c.id for c in chunks])
 
     def all_chunks(self) -> tuple[list[Chunk], np.ndarray]:
         """Every chunk with its stored vector (rows of the matrix, in the same order)."""
-        got = self.collection.get(include=["documents", "metadatas", "embeddings"])
+        got = self.store.get(include=["documents", "metadatas", "embeddings"])
         chunks = [_chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
         return chunks, np.asarray(got["embeddings"], dtype=np.float32).reshape(len(chunks), -1)
 
@@ -120,10 +132,47 @@ def _stderr_progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def ingest(settings: Settings, progress: Callable[[str], None] | None = _stderr_progress) -> IngestReport:
-    """Validate every note first, then bring the index up to date."""
+def ingest(settings: Settings, progress: Callable[[str], None] | None = _stderr_progress,
+           encoder: MiniLM | None = None) -> IngestReport:
+    """Validate every note first, then bring the index up to date.
+
+    `encoder` defaults to the shared one (shipped vectors first); pass `MiniLM()` to embed
+    everything with the model, as bench/retrieval.py does to time a cold ingest.
+    """
     notes = load_notes(settings.knowledge_dir)
-    return KnowledgeIndex(open_client(settings)).ingest(notes, progress)
+    return KnowledgeIndex(open_client(settings), encoder).ingest(notes, progress)
+
+
+def shipped_texts(notes: list[Note]) -> list[str]:
+    """Every text a fresh start embeds: the chunks of these notes and the signal detector's
+    exemplars, descriptions and negatives (collected by building a detector that records them)."""
+    from .signals import SignalDetector
+
+    texts = [c.text for n in notes for c in chunk_note(n)]
+    recorder = _Recorder()
+    SignalDetector(recorder)
+    return list(dict.fromkeys(texts + recorder.texts))
+
+
+class _Recorder:
+    """An encoder that only notes what it is asked to encode."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def encode(self, texts) -> np.ndarray:
+        self.texts += list(texts)
+        return np.zeros((len(texts), 384), np.float32)
+
+
+def refresh_shipped_vectors(settings: Settings, path: Path = VECTORS_PATH) -> tuple[int, int]:
+    """Rewrite the shipped vectors for the notes in `settings.knowledge_dir` and the detector data:
+    texts already there are kept as they are, new ones are encoded, gone ones dropped.
+    Returns (texts written, texts the model encoded)."""
+    texts = shipped_texts(load_notes(settings.knowledge_dir))
+    encoder = MiniLM(KnownVectors.load(path))
+    vectors = encoder.encode(texts)
+    return KnownVectors.save(texts, vectors, path), encoder.model_runs
 
 
 def open_index(settings: Settings, build_if_missing: bool = True, notes: list[Note] | None = None) -> KnowledgeIndex:
