@@ -36,9 +36,11 @@ run: install
 	$(BIN)/mlsd-bot ingest
 	$(BIN)/python app.py
 
+# Two workers (pytest-xdist), one test file per worker at a time: module-scoped fixtures
+# (the browser app, the Chroma server) start once per file, and each worker has its own temp dirs.
 test: install-test
 	bash scripts/test-deps.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: install
 	$(BIN)/python bench/retrieval.py

@@ -120,6 +120,7 @@ def cmd_detect(args, settings: Settings) -> None:
     items = list(read_jsonl(args.file, "text")) if args.file else [{"text": args.text}]
     for item in items:
         _check_phase(item.get("phase"))
+    _check_detect_cases([args.case] + [item.get("case") for item in items], settings)
     detector = SignalDetector(get_encoder(), cache_dir=settings.data_dir / "cache")
     for item in items:
         signals = detector.detect(item["text"], item.get("phase") or args.phase).signals
@@ -129,6 +130,18 @@ def cmd_detect(args, settings: Settings) -> None:
             _emit({"signals": signals})
         else:
             print(" ".join(signals) or "(no signal)")
+
+
+def _check_detect_cases(cases: list[str | None], settings: Settings) -> None:
+    """`--case` (and a line's "case") is context only (CONTRACT.md): detection does not depend on it,
+    but a case id that does not exist is still a bad argument."""
+    given = [c for c in cases if c is not None]
+    if given:
+        from .cases import load_cases
+
+        known = [c.id for c in load_cases(settings.knowledge_dir)]
+        for case in given:
+            _check_case(case, known)
 
 
 class SimClock:
@@ -232,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("detect", help="which signals a candidate message carries")
     d.add_argument("text", nargs="?")
     d.add_argument("--file", help="JSONL of {text, phase?, case?}")
-    d.add_argument("--phase")
-    d.add_argument("--case")
+    d.add_argument("--phase", help="where the interview is: a soft prior towards that phase's signals")
+    d.add_argument("--case", help="the case being interviewed: context only (checked against the case ids); "
+                                  "signals do not depend on it")
     d.add_argument("--json", action="store_true")
     d.set_defaults(fn=cmd_detect)
     r = sub.add_parser("replay", help="run a whole interview from a JSONL file of candidate messages")

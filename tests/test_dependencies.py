@@ -38,7 +38,8 @@ def _imports(files: list[Path]) -> set[str]:
                 names |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    return {n for n in names if n not in sys.stdlib_module_names and n not in LOCAL and n != "__future__"}
+    own = {f.stem for f in files}  # bench scripts import each other by file name
+    return {n for n in names if n not in sys.stdlib_module_names and n not in LOCAL | own and n != "__future__"}
 
 
 def _dists(modules: set[str]) -> tuple[set[str], list[str]]:
