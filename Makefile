@@ -32,8 +32,9 @@ ingest: install
 vectors: install
 	$(BIN)/mlsd-bot ingest --refresh-vectors
 
+# The app builds (or refreshes) the index itself before serving, from the shipped vectors:
+# no second process start for a separate `mlsd-bot ingest`.
 run: install
-	$(BIN)/mlsd-bot ingest
 	$(BIN)/python app.py
 
 # Two workers (pytest-xdist), one test file per worker at a time: module-scoped fixtures
