@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TSTAMP  := $(VENV)/.installed-test
 
-.PHONY: install install-test run test bench ingest vectors clean
+.PHONY: install install-test run test bench tune mutation ingest vectors clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,9 +43,19 @@ test: install-test
 	bash scripts/test-deps.sh
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-bench: install
+# Figures for the README: tuned (tune half) and held-out side by side; the app's first page and RSS.
+bench: install-test
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/interview.py
+	$(BIN)/python bench/app_memory.py
+
+# Re-choose the detector thresholds on the tune half (prints them; copy into mlsd_bot/signals.py).
+tune: install
+	$(BIN)/python bench/tune_signals.py
+
+# How many one-change mutants of retrieval.py and signals.py the tests let through (~20 min).
+mutation: install-test
+	$(BIN)/python bench/mutation.py
 
 clean:
 	rm -rf $(VENV) .mlsd

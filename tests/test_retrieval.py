@@ -30,6 +30,7 @@ def chunk(cid: str, text: str, case: str | None = None, phase: str = "model") ->
 def test_terms_lowercase_drop_stop_words_and_fold_plurals() -> None:
     assert terms("The Features of a Two-Tower model") == ["feature", "two", "tower", "model"]
     assert terms("loss class bus") == ["loss", "class", "bus"]  # -ss words and short words keep their s
+    assert terms("bugs logs") == ["bug", "log"]
     assert terms("what is it") == []
 
 
@@ -64,6 +65,13 @@ def test_bm25_matches_the_okapi_formula_by_hand() -> None:
     assert got[0] == pytest.approx(term("drift", 2, 3) + term("alert", 1, 3))
     assert got[1] == pytest.approx(term("alert", 1, 2))
     assert 2 not in got  # no query term: no score at all
+
+
+def test_bm25_of_a_single_chunk() -> None:
+    bm25 = BM25([chunk("only", "drift alert drift")])
+    idf = math.log(1 + 0.5 / 1.5)
+    assert bm25.scores("drift") == {0: pytest.approx(idf * 2 * 2.2 / (2 + 1.2))}  # length == average
+    assert BM25([]).scores("drift") == {}
 
 
 def test_bm25_prefers_more_occurrences_and_shorter_chunks() -> None:
@@ -157,7 +165,37 @@ def test_filters_k_and_empty_queries(retriever) -> None:
     assert _top(retriever, "watch time", DENSE_WEIGHT, k=8, case="nope") == []
     assert len(_top(retriever, "model", DENSE_WEIGHT, k=2)) == 2
     assert _top(retriever, "   ", DENSE_WEIGHT) == []
-    assert retriever.search("HX4471")[0].to_json()["case"] is None
+    hit = retriever.search("HX4471")[0]
+    assert hit.to_json() == {"id": "f", "source": "f.md", "case": None, "phase": "model",
+                             "score": round(hit.score, 4), "text": CORPUS[5].text}
+    assert hit.to_json()["score"] != hit.score  # rounded to 4 places for the JSON output
+
+
+def test_a_chunk_only_bm25_found_scores_its_bm25_share_alone(retriever, monkeypatch) -> None:
+    """With one dense candidate, the ticket chunk comes from BM25 only: no dense part in its score."""
+    import mlsd_bot.retrieval as retrieval
+
+    monkeypatch.setattr(retrieval, "CANDIDATES", 1)
+    query = "HX4471 roadside photo anonymisation"
+    hits = {h.chunk.id: h.score for h in retriever.search(query, k=5, dense_weight=0.5)}
+    assert hits["f"] == pytest.approx(0.5)  # (1 - 0.5) x its BM25 score / the best BM25 score (its own)
+    assert hits["c"] == pytest.approx(0.5 * float(get_encoder().encode([CORPUS[2].text])[0]
+                                                  @ get_encoder().encode([query])[0]), abs=1e-5)
+    assert [h.chunk.id for h in retriever.search(query, k=5, dense_weight=1.0)] == ["c"]  # dense only: no BM25
+
+
+def test_the_dense_side_keeps_the_nearest_chunks_of_a_large_index() -> None:
+    """More chunks than CANDIDATES: the nearest must survive the cut, not the farthest."""
+    filler = [chunk(f"n{i:02d}", f"Note {i} on quarterly budget planning for the finance team.") for i in range(CANDIDATES)]
+    target = chunk("t", "Blur licence plates and faces in street-level panoramas before they are published.")
+    many = filler + [target]
+
+    class Many:
+        def all_chunks(self):
+            return many, get_encoder().encode([c.text for c in many])
+
+    hits = Retriever(Many()).search("hide number plates in street photos", k=3, dense_weight=1.0)
+    assert hits[0].chunk.id == "t"
 
 
 def test_search_uses_the_product_weight_by_default(retriever) -> None:
