@@ -89,12 +89,12 @@ def _search_inputs(args) -> list[dict]:
 
 
 def cmd_search(args, settings: Settings) -> None:
+    if args.k < 1:
+        raise BadInputError("-k must be at least 1")
+    items = _search_inputs(args)  # bad input fails before the index is opened (or even imported)
     from .retrieval import Retriever
     from .store import open_index
 
-    if args.k < 1:
-        raise BadInputError("-k must be at least 1")
-    items = _search_inputs(args)  # bad input fails before the index is opened
     retriever = Retriever(open_index(settings))
     case_ids = sorted({c.case for c in retriever.chunks if c.case})
     for item in items:  # all checked before any result is printed
@@ -111,9 +111,6 @@ def cmd_search(args, settings: Settings) -> None:
 
 
 def cmd_detect(args, settings: Settings) -> None:
-    from .embeddings import get_encoder
-    from .signals import SignalDetector
-
     if (args.text is None) == (args.file is None):
         raise BadInputError("give a TEXT or --file M.jsonl (exactly one)")
     _check_phase(args.phase)
@@ -121,6 +118,9 @@ def cmd_detect(args, settings: Settings) -> None:
     for item in items:
         _check_phase(item.get("phase"))
     _check_detect_cases([args.case] + [item.get("case") for item in items], settings)
+    from .embeddings import get_encoder
+    from .signals import SignalDetector
+
     detector = SignalDetector(get_encoder(), cache_dir=settings.data_dir / "cache")
     for item in items:
         signals = detector.detect(item["text"], item.get("phase") or args.phase).signals

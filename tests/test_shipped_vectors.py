@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
-from mlsd_bot.embeddings import MODEL_CHECKSUM, VECTORS_PATH, KnownVectors, MiniLM, text_key
+from mlsd_bot.embeddings import MODEL_CHECKSUM, VECTORS_PATH, KnownVectors, MiniLM, get_encoder, text_key
 from mlsd_bot.knowledge import chunk_note, load_notes
 from mlsd_bot.store import ingest, refresh_shipped_vectors, shipped_texts
 
@@ -45,7 +45,7 @@ def test_shipped_vectors_are_what_the_model_computes(shipped) -> None:
     texts = {text_key(t): t for t in shipped_texts(load_notes(REAL_KNOWLEDGE))}
     rows = [i for i, k in enumerate(shipped["keys"]) if k in texts]
     sample = [rows[i] for i in np.random.default_rng(7).choice(len(rows), size=12, replace=False)]
-    fresh = MiniLM().run_model([texts[shipped["keys"][i]] for i in sample])
+    fresh = get_encoder().run_model([texts[shipped["keys"][i]] for i in sample])
     stored = shipped["vectors"][sample].astype(np.float32)
     cos = (fresh * stored).sum(axis=1) / np.linalg.norm(stored, axis=1)
     assert cos.min() > 0.999, f"shipped vectors disagree with the model (cos {cos.min():.4f}): run {REFRESH}"
@@ -59,9 +59,8 @@ def test_a_fresh_index_of_the_real_notes_runs_no_text_through_the_model(settings
 
 
 def test_known_texts_come_from_the_table_and_unknown_ones_from_the_model(tmp_path) -> None:
-    model = MiniLM()
     texts = ["feature store freshness", "PSI above 0.2 triggers retraining", "two-tower retrieval"]
-    vectors = model.run_model(texts)
+    vectors = get_encoder().run_model(texts)
     path = tmp_path / "v.npz"
     assert KnownVectors.save(texts[:2], vectors[:2], path) == 2
     encoder = MiniLM(KnownVectors.load(path))
