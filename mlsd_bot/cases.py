@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .knowledge import Note, load_notes
+from .knowledge import Note, out_of_service, read_notes
 
 
 @dataclass(frozen=True)
@@ -26,5 +27,8 @@ def cases_of(notes: list[Note]) -> list[Case]:
 
 
 def load_cases(knowledge_dir: Path) -> list[Case]:
-    """All cases, sorted by id (validates the notes as a side effect)."""
-    return cases_of(load_notes(knowledge_dir))
+    """All cases whose note is valid, sorted by id; each broken note is a one-line warning on stderr."""
+    notes, broken = read_notes(knowledge_dir)
+    for error in broken:
+        print(f"mlsd-bot: warning: {out_of_service(error)}", file=sys.stderr)
+    return cases_of(notes)

@@ -9,6 +9,7 @@ from .config import Settings
 from .errors import MlsdError
 from .interview import Interview, build_deps
 from .sessions import SessionStore
+from .textsafe import clean
 
 HELP = "Commands: /hint for a nudge, /next to move on, /end to finish. Ctrl-D also ends."
 
@@ -19,12 +20,19 @@ def _pick_case(cases: dict, wanted: str | None) -> str:
     ids = sorted(cases)
     for i, cid in enumerate(ids, 1):
         print(f"{i:3}. {cases[cid].title}")
-    raw = input("Pick a case by number (Enter for random): ").strip()
+    raw = _read("Pick a case by number (Enter for random): ").strip()
     if not raw:
         return random.choice(ids)
     if not raw.isdigit() or not 1 <= int(raw) <= len(ids):
         raise MlsdError(f"choose a number from 1 to {len(ids)}")
     return ids[int(raw) - 1]
+
+
+def _read(prompt: str) -> str:
+    """One line from the terminal, cleaned: bytes that are not UTF-8 become U+FFFD instead of a crash."""
+    if getattr(sys.stdin, "errors", "surrogateescape") != "surrogateescape" and hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="surrogateescape")  # keep undecodable bytes as surrogates for clean()
+    return clean(input(prompt))
 
 
 def _say(stream) -> None:
@@ -41,12 +49,13 @@ def _replay_so_far(iv: Interview) -> None:
 
 def run_chat(settings: Settings, case_id: str | None, level: str, minutes: int, voice: str | None,
              resume: str | None = None) -> None:
-    deps = build_deps(settings, voice=voice)
     store = SessionStore(settings.sessions_db)
-    if resume:
-        iv = Interview(store.load(resume), deps, on_change=store.save)
-        if iv.finished:
-            raise MlsdError(f"interview {resume} has ended - print it with `mlsd-bot report {resume}`")
+    saved = store.load(resume) if resume else None  # an unknown or damaged session fails before the slow part
+    if saved and saved.finished:
+        raise MlsdError(f"interview {resume} has ended - print it with `mlsd-bot report {resume}`")
+    deps = build_deps(settings, voice=voice)
+    if saved:
+        iv = Interview(saved, deps, on_change=store.save)
         _replay_so_far(iv)
     else:
         iv = Interview.new(deps, _pick_case(deps.cases, case_id), level=level, budget_minutes=minutes,
@@ -56,7 +65,7 @@ def run_chat(settings: Settings, case_id: str | None, level: str, minutes: int, 
         _say(iv.open())
     while not iv.finished:
         try:
-            text = input("you> ")
+            text = _read("you> ")
         except EOFError:
             text = "/end"
         try:

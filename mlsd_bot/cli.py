@@ -9,16 +9,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Iterator
 
 from .config import Settings, load_settings
 from .contract import PHASES
 from .errors import BadInputError, MlsdError, UnknownIdError
+from .textsafe import clean
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not argparse's usage block
+        message = " ".join(clean(message).split())  # it may quote raw arguments: no escape codes or line breaks
         self.exit(2, f"mlsd-bot: error: {message} (see `mlsd-bot {self.prog.split()[-1]} --help`)\n")
 
 
@@ -28,20 +32,43 @@ def _emit(obj) -> None:
 
 
 def read_jsonl(path: str, required: str) -> Iterator[dict]:
-    """Yield the objects of a JSONL file; a bad line is a one-line error naming it."""
+    """Yield the objects of a JSONL file, their strings cleaned; a bad line is a one-line error naming it."""
+    for _, obj in numbered_jsonl(path, required):
+        yield obj
+
+
+def numbered_jsonl(path: str, required: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file; see read_jsonl."""
     p = Path(path)
     if not p.is_file():
         raise BadInputError(f"{path}: no such file")
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise BadInputError(f"{path}: cannot be read ({e.strerror})") from None
+    # Split the bytes, not the text: str.splitlines would also cut at U+2028 inside a JSON string.
+    for n, raw in enumerate(data.splitlines(), 1):
+        line = _decode_line(raw, path, n)
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise BadInputError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise BadInputError(f"{path}:{n}: JSON nested too deeply") from None
         if not isinstance(obj, dict) or not isinstance(obj.get(required), str):
             raise BadInputError(f"{path}:{n}: each line needs a string field {required!r}")
-        yield obj
+        # Strings in JSON may spell lone surrogates (\ud800) or control characters: clean them here.
+        yield n, {clean(k): clean(v) if isinstance(v, str) else v for k, v in obj.items()}
+
+
+def _decode_line(raw: bytes, path: str, n: int) -> str:
+    try:
+        return raw.decode("utf-8-sig" if n == 1 else "utf-8")
+    except UnicodeDecodeError as e:
+        raise BadInputError(f"{path}:{n}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}) - "
+                            "save the file as UTF-8") from None
 
 
 def _check_case(case: str | None, known: list[str]) -> None:
@@ -62,7 +89,7 @@ def cmd_ingest(args, settings: Settings) -> None:
     if args.refresh_vectors:  # first, so the index below is built from the fresh file
         written, encoded = refresh_shipped_vectors(settings)
         print(f"shipped vectors: {written} texts written, {encoded} newly encoded", file=sys.stderr)
-    print(ingest(settings).summary(), file=sys.stderr)
+    print(ingest(settings, rebuild=args.rebuild).summary(), file=sys.stderr)
 
 
 def cmd_cases(args, settings: Settings) -> None:
@@ -157,23 +184,29 @@ class SimClock:
 def cmd_replay(args, settings: Settings) -> None:
     from .interview import Interview, build_deps
 
-    messages = [m["text"] for m in read_jsonl(args.file, "text")]
+    messages = [(n, m["text"]) for n, m in numbered_jsonl(args.file, "text")]
     clock = SimClock(args.seconds_per_message)
     deps = build_deps(settings, voice=args.voice, clock=clock)
     iv = Interview.new(deps, args.case, level=args.level, budget_minutes=args.minutes)
     out = [_consume(iv, iv.open())]
-    for text in messages:
+    for n, text in messages:
         if iv.finished:
             break
         clock.now += clock.step
-        out.append(_consume(iv, iv.send(text)))
+        try:
+            out.append(_consume(iv, iv.send(text)))
+        except BadInputError as e:  # an empty or over-long message: name its line
+            raise BadInputError(f"{args.file}:{n}: {e}") from None
     if not iv.finished:
         out.append(_consume(iv, iv.end()))
     report = iv.report()
-    _save(settings, iv, report)
     for turn in out:
         _emit(turn) if args.json else print(f"[{turn['phase']}/{turn['action']}] {turn['text']}\n")
     _emit(report.model_dump(mode="json")) if args.json else print(iv.report_markdown())
+    try:  # the result is printed first: a store that cannot be written costs the copy, not the run
+        _save(settings, iv, report)
+    except MlsdError as e:
+        print(f"mlsd-bot: warning: the interview was not saved: {_one_line(e)}", file=sys.stderr)
 
 
 def _consume(iv, stream) -> dict:
@@ -221,16 +254,36 @@ def cmd_sessions(args, settings: Settings) -> None:
         print(f"{s.id}  {s.case_id:24} {s.level:7} {state:14} {'' if s.score is None else s.score}")
 
 
+def cmd_add_user(args, settings: Settings) -> None:
+    """Add a user to the MLSD_USERS file (or --file); the password is read without echo, or from stdin."""
+    import getpass
+
+    from .users import add_user
+
+    path = args.file or settings.users_file
+    if path is None:
+        raise BadInputError("set MLSD_USERS to the users file, or pass --file PATH")
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise BadInputError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    add_user(Path(path), args.name, password)
+    print(f"mlsd-bot: {args.name} can now log in (users file {path})", file=sys.stderr)
+
+
 # --- wiring ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mlsd-bot", description="Mock interviewer for ML system design interviews.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    ing = sub.add_parser("ingest", help="build or refresh the vector store from knowledge/")
-    ing.add_argument("--refresh-vectors", action="store_true",
-                     help="also rewrite the shipped vectors (mlsd_bot/data/embedding/vectors.npz) for the current "
-                          "notes and detector exemplars; run after editing them (`make vectors`)")
-    ing.set_defaults(fn=cmd_ingest)
+    i = sub.add_parser("ingest", help="build or refresh the vector store from knowledge/")
+    i.add_argument("--rebuild", action="store_true", help="discard the index (e.g. a damaged one) and build it anew")
+    i.add_argument("--refresh-vectors", action="store_true",
+                   help="also rewrite the shipped vectors (mlsd_bot/data/embedding/vectors.npz) for the current "
+                        "notes and product data; run after editing them (`make vectors`)")
+    i.set_defaults(fn=cmd_ingest)
     c = sub.add_parser("cases", help="list the case studies")
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=cmd_cases)
@@ -253,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="run a whole interview from a JSONL file of candidate messages")
     r.add_argument("file")
     _interview_args(r, case_required=True)
-    r.add_argument("--seconds-per-message", type=float, default=60.0, help="simulated time per message")
+    r.add_argument("--seconds-per-message", type=_seconds, default=60.0, help="simulated time per message")
     r.add_argument("--json", action="store_true")
     r.set_defaults(fn=cmd_replay)
     ch = sub.add_parser("chat", help="an interactive interview in the terminal")
@@ -265,27 +318,97 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--format", choices=["markdown", "json", "html"], default="markdown")
     rp.set_defaults(fn=cmd_report)
     sub.add_parser("sessions", help="list saved interviews").set_defaults(fn=cmd_sessions)
+    u = sub.add_parser("add-user", help="add a login to the MLSD_USERS file (password from the terminal or stdin)")
+    u.add_argument("name")
+    u.add_argument("--file", help="the users file (default: MLSD_USERS)")
+    u.set_defaults(fn=cmd_add_user)
     return p
+
+
+MIN_MINUTES, MAX_MINUTES = 5, 180  # what InterviewState accepts
+
+
+def _minutes(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--minutes must be a whole number, got {raw!r}") from None
+    if not MIN_MINUTES <= value <= MAX_MINUTES:
+        raise argparse.ArgumentTypeError(f"--minutes must be {MIN_MINUTES} to {MAX_MINUTES}, got {value}")
+    return value
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 86400:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"--seconds-per-message must be a number of seconds (0 to 86399), got {raw!r}")
+    return value
 
 
 def _interview_args(p: argparse.ArgumentParser, case_required: bool) -> None:
     p.add_argument("--case", required=case_required, help="case id (see `mlsd-bot cases`)")
     p.add_argument("--level", choices=["mid", "senior", "staff"], default="senior")
-    p.add_argument("--minutes", type=int, default=45, help="time budget")
+    p.add_argument("--minutes", type=_minutes, default=45, help=f"time budget ({MIN_MINUTES}-{MAX_MINUTES})")
     p.add_argument("--voice", choices=["offline", "openai"], help="default: openai when a key or base URL is set")
 
 
+# Arguments that are file paths keep their exact bytes (a non-UTF-8 name must still open);
+# every other argument is text and is cleaned like any input.
+PATH_ARGS = {"file"}
+
+
+def _clean_args(args: argparse.Namespace) -> argparse.Namespace:
+    for key, value in vars(args).items():
+        if isinstance(value, str) and key not in PATH_ARGS:
+            setattr(args, key, clean(value))
+    return args
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def crash_line(e: BaseException, data_dir: Path | None) -> str:
+    """The one line shown for a bug (not a user error): the traceback goes to a file for the report."""
+    where = "its traceback could not be saved"
+    try:
+        folder = Path(data_dir or tempfile.gettempdir())
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=folder, prefix="crash-", suffix=".txt", delete=False,
+                                         encoding="utf-8", errors="replace") as f:
+            traceback.print_exception(e, file=f)
+        where = f"details in {f.name}"
+    except OSError:
+        pass
+    return f"mlsd-bot: internal error: {type(e).__name__}: {_one_line(e)[:200]} - {where}; please report it"
+
+
+def quiet_streams() -> None:
+    """A terminal that is not UTF-8 gets '?' for what it cannot show, rather than a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    quiet_streams()
+    args = _clean_args(build_parser().parse_args(argv))
+    settings = None
     try:
         settings = load_settings()
         args.fn(args, settings)
     except MlsdError as e:
-        print(f"mlsd-bot: error: {e}", file=sys.stderr)
+        print(f"mlsd-bot: error: {_one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("mlsd-bot: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: still one line, with the traceback kept in a file
+        print(crash_line(e, settings.data_dir if settings else None), file=sys.stderr)
+        return 70
     return 0
 
 

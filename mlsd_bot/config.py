@@ -28,12 +28,15 @@ class Settings:
     base_url: str | None = None
     # repr=False keeps the key out of logs, tracebacks and reports.
     api_key: str | None = field(default=None, repr=False)
-    llm_timeout: float = 30.0
+    llm_timeout: float = 30.0  # per read (connect, each chunk)
     llm_retries: int = 1
+    llm_max_tokens: int = 400  # cap on one reply: sent as max_tokens and enforced on the stream
+    llm_deadline: float = 20.0  # seconds for one whole reply, however slowly it trickles
     llm_detect: bool = False  # with the LLM voice, also let the LLM refine signal detection
     host: str = "127.0.0.1"
     port: int = 7860
     auth: tuple[str, str] | None = field(default=None, repr=False)
+    users_file: Path | None = None  # MLSD_USERS: name:scrypt-hash lines (mlsd_bot/users.py)
 
     @property
     def index_dir(self) -> Path:
@@ -59,6 +62,24 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw) if raw else default
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name} must be a positive number, got {raw!r}")
+    return value
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -104,8 +125,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_key=key,
         llm_timeout=float(_int(env, "MLSD_LLM_TIMEOUT", 30)),
         llm_retries=_int(env, "MLSD_LLM_RETRIES", 1),
+        llm_max_tokens=_at_least_one(env, "MLSD_LLM_MAX_TOKENS", 400),
+        llm_deadline=_positive(env, "MLSD_LLM_DEADLINE", 20.0),
         llm_detect=_flag(env, "MLSD_LLM_DETECT"),
         host=env.get("MLSD_HOST") or "127.0.0.1",
         port=_int(env, "MLSD_PORT", 7860),
         auth=_auth(env.get("MLSD_AUTH")),
+        users_file=Path(env["MLSD_USERS"]).expanduser() if env.get("MLSD_USERS") else None,
     )

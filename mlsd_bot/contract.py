@@ -39,7 +39,7 @@ CONTRACT_CASES: tuple[str, ...] = (
     "similar_listings", "news_feed", "people_you_may_know",
 )
 
-Action = Literal["ask", "follow_up", "critique", "hint", "advance", "close"]
+Action = Literal["ask", "follow_up", "critique", "probe", "hint", "advance", "close", "answer", "repeat", "redirect"]
 Verdict = Literal["strong_hire", "hire", "lean_hire", "lean_no_hire", "no_hire"]
 
 

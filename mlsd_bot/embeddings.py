@@ -6,23 +6,25 @@ matching BERT-uncased `tokenizer.json` is committed under `data/embedding/`
 loaded, so a swapped file fails loudly instead of giving quietly wrong vectors.
 Nothing is downloaded and torch is never imported.
 
-Embedding the knowledge base and the detector's exemplars takes the model tens of
-seconds on a small machine, so their vectors ship in `data/embedding/vectors.npz`
+Embedding the knowledge base and the product's example sentences (signal exemplars,
+pitfall examples, case facts) takes the model tens of seconds on a small machine,
+so their vectors ship in `data/embedding/vectors.npz`
 (`KnownVectors`): keyed by the sha256 of each text and stamped with the checksum of
 the model, tokenizer and sequence length that made them. The encoder answers texts
 it finds there without running the model (the model is not even loaded until a
 text is missing); `mlsd-bot ingest --refresh-vectors` (`make vectors`) rewrites the
-file after notes or exemplars change, and tests/test_shipped_vectors.py fails when
-it is stale.
+file after notes or product data change, and tests/test_shipped_vectors.py fails
+when it is stale.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings as ChromaEmbeddings
@@ -105,12 +107,14 @@ class MiniLM:
     """The encoder itself: texts -> L2-normalised 384-d float32 vectors.
 
     Texts found in `known` are answered from it; the rest run through the model,
-    which is loaded on first need. `model_runs` counts the texts the model encoded.
+    which is loaded on first need. `model_runs` counts the texts the model encoded;
+    while `recorded` is a dict, every text encoded is kept there with its vector.
     """
 
     def __init__(self, known: KnownVectors | None = None) -> None:
         self.known = known if known is not None else KnownVectors()
         self.model_runs = 0
+        self.recorded: dict[str, np.ndarray] | None = None
         self._session = None
         self._tok = None
         self._load_lock = threading.Lock()
@@ -146,6 +150,8 @@ class MiniLM:
                 out[i] = v
         if missing:
             out[missing] = self.run_model([texts[i] for i in missing])
+        if self.recorded is not None:
+            self.recorded.update(zip(texts, out))
         return out
 
     def run_model(self, texts: Sequence[str]) -> np.ndarray:
@@ -196,6 +202,19 @@ def get_encoder() -> MiniLM:
         if _shared is None:
             _shared = MiniLM(KnownVectors.load())
         return _shared
+
+
+@contextlib.contextmanager
+def shared_encoder(encoder: MiniLM) -> Iterator[MiniLM]:
+    """Make `encoder` the one get_encoder() returns for a while (to record what a start embeds)."""
+    global _shared
+    with _lock:
+        before, _shared = _shared, encoder
+    try:
+        yield encoder
+    finally:
+        with _lock:
+            _shared = before
 
 
 class MiniLMEmbeddings(Embeddings):

@@ -48,3 +48,14 @@ class SessionNotFoundError(MlsdError):
 
     def __init__(self, session_id: str):
         super().__init__(f"no saved interview {session_id!r} - list them with `mlsd-bot sessions`.")
+
+
+class StoreError(MlsdError):
+    """A data file (sessions database, knowledge index) cannot be used; names the file and what to do."""
+
+
+class SessionBusyError(MlsdError):
+    """A second message for an interview whose reply is still being written."""
+
+    def __init__(self) -> None:
+        super().__init__("The interviewer is still answering your last message - wait for the reply, then send again.")

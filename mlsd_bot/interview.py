@@ -9,6 +9,8 @@ or refresh mid-reply loses nothing.
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -17,12 +19,18 @@ from .cases import Case
 from .config import Settings
 from .contract import PHASES
 from .errors import BadInputError, MlsdError, UnknownIdError
-from .policy import Decision, Pitfall, Policy, load_pitfalls
+from .depth import DepthGrader
+from .facts import FactBook
+from .knowledge import Note
+from .mistakes import MistakeSpotter, Pitfall, load_pitfalls
+from .policy import Decision, Policy, Pushback
 from .prompts import Prompts
+from .reading import Reader
 from .report import Report, build_report, to_markdown
 from .retrieval import Retriever
 from .signals import RefinedDetector, SignalDetector
 from .state import InterviewState, Level, Turn
+from .textsafe import clean
 from .voice import LLMVoice, OfflineVoice, Voice
 
 MAX_MESSAGE_CHARS = 4000
@@ -30,34 +38,61 @@ MAX_MESSAGE_CHARS = 4000
 
 @dataclass
 class Deps:
-    """What an interview needs; built once per process, shared read-only."""
+    """What an interview needs; built once per process, shared read-only by every session."""
     cases: dict[str, Case]
     retriever: Retriever
     detector: SignalDetector | RefinedDetector
     prompts: Prompts
     pitfalls: list[Pitfall]
+    spotter: MistakeSpotter
+    pushback: dict[tuple[str | None, str], Pushback]
+    reader: Reader = field(default_factory=Reader)
+    grader: DepthGrader = field(default_factory=DepthGrader)
     voice: Voice = field(default_factory=OfflineVoice)
     clock: Callable[[], float] = time.time
+    factbooks: dict[str, FactBook] = field(default_factory=dict)  # filled lazily, one per case
 
     def with_voice(self, voice: Voice) -> "Deps":
-        return Deps(self.cases, self.retriever, self.detector, self.prompts, self.pitfalls, voice, self.clock)
+        return dataclasses.replace(self, voice=voice)
+
+    def factbook(self, case_id: str) -> FactBook:
+        if case_id not in self.factbooks:
+            self.factbooks[case_id] = FactBook(self.cases[case_id], self.retriever.encoder)
+        return self.factbooks[case_id]
+
+
+def pushback_of(notes: list[Note], retriever: Retriever) -> dict[tuple[str | None, str], Pushback]:
+    """Every counterpoint in the notes, with the citation of the indexed chunk that holds it."""
+    out = {}
+    for note in notes:
+        for pid, phase, sentence in note.pushback:
+            chunk = next((c for c in retriever.chunks if c.source == note.source and sentence[:80] in c.text), None)
+            if chunk is not None:  # an unindexed note cannot be cited: no pushback from it
+                out[(note.id if note.kind == "case" else None, pid)] = Pushback(sentence, chunk.citation)
+    return out
 
 
 def build_deps(settings: Settings, voice: str | None = None, clock: Callable[[], float] = time.time) -> Deps:
     """Load the index, detector and prompts; pick the voice from settings (or `voice`)."""
     from .cases import cases_of
     from .embeddings import get_encoder
-    from .knowledge import load_notes
+    from .knowledge import out_of_service, read_notes
     from .store import open_index
     from .tokens import seed_cache
 
     seed_cache(settings.data_dir / "tiktoken")
     prompts = Prompts(settings.prompts_dir)
-    notes = load_notes(settings.knowledge_dir)  # read once: the cases and the index refresh share them
-    deps = Deps(cases={c.id: c for c in cases_of(notes)},
-                retriever=Retriever(open_index(settings, notes=notes)),
-                detector=SignalDetector(get_encoder(), cache_dir=settings.data_dir / "cache"),
-                prompts=prompts, pitfalls=load_pitfalls(), clock=clock)
+    notes, broken = read_notes(settings.knowledge_dir)  # read once: the cases and the index refresh share them
+    for error in broken:  # a broken note takes only its own case out of service
+        print(f"mlsd-bot: warning: {out_of_service(error)}", file=sys.stderr)
+    encoder = get_encoder()
+    retriever = Retriever(open_index(settings, notes=notes, keep=[e.path for e in broken]), encoder)
+    pitfalls = load_pitfalls()
+    cache = settings.data_dir / "cache"
+    deps = Deps(cases={c.id: c for c in cases_of(notes)}, retriever=retriever,
+                detector=SignalDetector(encoder, cache_dir=cache), prompts=prompts, pitfalls=pitfalls,
+                spotter=MistakeSpotter(pitfalls, encoder, cache_dir=cache), pushback=pushback_of(notes, retriever),
+                clock=clock)
     if (voice or settings.voice) == "openai":
         from .models import LLMSignalJudge, OpenAIChatModel
 
@@ -80,7 +115,9 @@ class Interview:
             raise UnknownIdError("case", state.case_id, sorted(deps.cases))
         self.state, self.deps = state, deps
         self.case = deps.cases[state.case_id]
-        self.policy = Policy(self.case, deps.retriever, deps.detector, deps.prompts, deps.pitfalls, deps.clock)
+        self.policy = Policy(self.case, deps.retriever, deps.detector, deps.prompts, deps.reader, deps.grader,
+                             deps.spotter, deps.factbook(state.case_id), deps.pushback, deps.clock,
+                             score=self._score)
         self._on_change = on_change or (lambda s: None)
 
     @classmethod
@@ -97,11 +134,12 @@ class Interview:
         """The opening question (the case's problem statement)."""
         if self.state.turns:
             raise MlsdError("This interview has already started.")
-        return self._speak(self.policy.opening(self.state))
+        self.state, decision = self.policy.opening(self.state)
+        return self._speak(decision)
 
     def send(self, text: str) -> Iterator[str]:
         """Answer a candidate message (or /next, /hint, /end); yields the reply in pieces."""
-        text = (text or "").strip()
+        text = clean(text or "").strip()  # the edge: whatever the caller passed, only clean text goes on
         if self.state.finished:
             raise MlsdError("This interview has ended - start a new one to practise again.")
         if not text:
@@ -110,20 +148,15 @@ class Interview:
             raise BadInputError(f"That message is over {MAX_MESSAGE_CHARS} characters - please split it.")
         self.state.turns.append(Turn(n=len(self.state.turns) + 1, role="candidate", phase=self.state.phase,
                                      text=text, at=self._elapsed()))
-        decision = self.policy.decide(self.state, text)
-        if decision.action == "close":
-            decision = self._closing(decision)
+        self.state, decision = self.policy.step(self.state, text)
         return self._speak(decision)
 
     def end(self) -> Iterator[str]:
         return self.send("/end")
 
-    def _closing(self, decision: Decision) -> Decision:
-        r = self.report()
-        summary = self.deps.prompts.say("close_summary", self.state.session_id, score=r.overall.score,
-                                        verdict=r.overall.verdict.replace("_", " "))
-        decision.draft = self.deps.prompts.say("close", self.state.session_id, summary=summary)
-        return decision
+    def _score(self, state: InterviewState) -> tuple[int, str]:
+        r = self._build_report(state)
+        return r.overall.score, r.overall.verdict
 
     def _speak(self, decision: Decision) -> Iterator[str]:
         """Save the decided turn first, then stream the voice, then save the final words."""
@@ -134,12 +167,13 @@ class Interview:
         self._on_change(self.state)
 
         def stream() -> Iterator[str]:
+            utterance = self.deps.voice.speak(decision, self.state, self.case)
             pieces = []
-            for piece in self.deps.voice.speak(decision, self.state, self.case):
+            for piece in utterance:
                 pieces.append(piece)
                 yield piece
             turn.text = "".join(pieces).strip() or decision.draft
-            turn.notice = decision.notice
+            turn.notice = utterance.notice
             self._on_change(self.state)
 
         return stream()
@@ -171,10 +205,14 @@ class Interview:
         return PHASES.index(self.state.phase)
 
     def report(self) -> Report:
+        return self._build_report(self.state)
+
+    def _build_report(self, state: InterviewState) -> Report:
         specs = self.deps.detector.specs
-        return build_report(self.state, self.case, self.deps.retriever,
+        return build_report(state, self.case, self.deps.retriever,
                             labels={s: sp.label for s, sp in specs.items()},
-                            descriptions={s: sp.description for s, sp in specs.items()}, now=self.deps.clock())
+                            descriptions={s: sp.description for s, sp in specs.items()}, now=self.deps.clock(),
+                            pitfall_names={p.id: p.name for p in self.deps.pitfalls})
 
     def report_markdown(self) -> str:
         return to_markdown(self.report())

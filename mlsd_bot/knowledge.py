@@ -121,6 +121,8 @@ def parse_note(path: Path, root: Path) -> Note:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise NoteError(source, "not UTF-8 text") from None
+    except OSError as e:
+        raise NoteError(source, f"cannot be read ({e.strerror})") from None
     meta, body = _front_matter(text, source)
     _require(meta, ("id", "title", "kind"), source)
     if not _ID.match(meta["id"]):
@@ -190,18 +192,46 @@ def _pushback(body: str, source: str, phase: str | None = None) -> tuple[tuple[s
     return tuple(out)
 
 
-def load_notes(root: Path) -> list[Note]:
-    """Every note under `root`, validated; raises NoteError at the first bad one."""
+def read_notes(root: Path) -> tuple[list[Note], list[NoteError]]:
+    """Every note under `root` that is valid, and one NoteError (naming the file) per note that is not.
+
+    The interviewer uses this: a broken note takes only itself out of service. A missing
+    folder is still an error: there is nothing to serve.
+    """
     if not root.is_dir():
         raise NoteError(str(root), "knowledge folder not found (set MLSD_KNOWLEDGE_DIR)")
-    notes = [parse_note(p, root) for p in sorted(root.rglob("*.md")) if p.name != "README.md"]
+    notes: list[Note] = []
+    errors: list[NoteError] = []
     seen: dict[str, str] = {}
-    for n in notes:
-        key = f"{n.kind}:{n.id}"
+    for path in sorted(root.rglob("*.md")):
+        if path.name == "README.md":
+            continue
+        try:
+            note = parse_note(path, root)
+        except NoteError as e:
+            errors.append(e)
+            continue
+        key = f"{note.kind}:{note.id}"
         if key in seen:
-            raise NoteError(n.source, f"id {n.id!r} is also used by {seen[key]}")
-        seen[key] = n.source
+            errors.append(NoteError(note.source, f"id {note.id!r} is also used by {seen[key]}"))
+            continue
+        seen[key] = note.source
+        notes.append(note)
+    return notes, errors
+
+
+def load_notes(root: Path) -> list[Note]:
+    """Every note under `root`, validated; raises the first NoteError (the strict path `ingest` takes)."""
+    notes, errors = read_notes(root)
+    if errors:
+        raise errors[0]
     return notes
+
+
+def out_of_service(error: NoteError) -> str:
+    """The one-line warning for a note that `read_notes` left out."""
+    return (f"{error} - this note is out of service (its case cannot be started; search serves its text "
+            "from the previous index); fix it and run `mlsd-bot ingest`")
 
 
 _headers = MarkdownHeaderTextSplitter([("##", "h2"), ("###", "h3")], strip_headers=True)

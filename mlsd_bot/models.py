@@ -9,14 +9,18 @@ Every provider failure becomes a `ModelError` whose message holds no secret.
 
 from __future__ import annotations
 
-from typing import Iterator, Literal, Protocol
+import time
+from typing import Callable, Iterator, Literal, Protocol
 
 from pydantic import BaseModel
 
+from . import tokens
 from .config import Settings
 from .contract import SIGNALS
 from .errors import ModelError
+from .textsafe import clean
 
+MAX_CHARS_PER_TOKEN = 8  # English averages ~4; a reply longer than cap x 8 characters is over the cap anyway
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 SignalId = Literal[SIGNALS]  # type: ignore[valid-type]  # the 25 contract ids, nothing else
 
@@ -36,23 +40,49 @@ def _chat_openai(settings: Settings, **options):
     """LangChain's ChatOpenAI for the configured server, model, timeout and retries."""
     from langchain_openai import ChatOpenAI
 
+    options.setdefault("timeout", settings.llm_timeout)
     # Local servers (Ollama, llama.cpp) need no key, but the client insists on one.
     return ChatOpenAI(model=settings.model, api_key=settings.api_key or "not-needed", base_url=settings.base_url,
-                      timeout=settings.llm_timeout, max_retries=settings.llm_retries, **options)
+                      max_retries=settings.llm_retries, **options)
 
 
 class OpenAIChatModel:
-    def __init__(self, settings: Settings):
+    """Streams one reply, bounded: at most `llm_max_tokens` tokens and `llm_deadline` seconds.
+
+    The cap is sent as max_tokens and also counted on the stream (a server may ignore it);
+    the deadline covers the whole reply, which per-read timeouts do not (a reply trickling
+    a word a second never times out). Past either, ModelError: the voice falls back.
+    A chunk arriving after the deadline is dropped; a read that blocks is ended by the
+    per-read timeout, which is therefore kept no longer than the deadline.
+    """
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic):
         self.name = settings.model
-        self._llm = _chat_openai(settings, streaming=True, temperature=0.4)
+        self.max_tokens, self.deadline, self._clock = settings.llm_max_tokens, settings.llm_deadline, clock
+        self._llm = _chat_openai(settings, streaming=True, temperature=0.4, max_tokens=self.max_tokens,
+                                 timeout=min(settings.llm_timeout, settings.llm_deadline))
 
     def stream(self, messages: list[Message]) -> Iterator[str]:
+        chunks = self._llm.stream([(m["role"], m["content"]) for m in messages])
         try:
-            for chunk in self._llm.stream([(m["role"], m["content"]) for m in messages]):
-                if isinstance(chunk.content, str) and chunk.content:
-                    yield chunk.content
+            yield from self._bounded(c.content for c in chunks if isinstance(c.content, str) and c.content)
+        except ModelError:
+            raise
         except Exception as e:  # openai.APIError, httpx errors, and ValueError from a malformed body
             raise ModelError(f"the LLM request failed ({type(e).__name__})") from None
+        finally:
+            chunks.close()  # stop reading: closes the HTTP response of a reply cut short
+
+    def _bounded(self, texts: Iterator[str]) -> Iterator[str]:
+        start, tokens_left, chars_left = self._clock(), self.max_tokens, self.max_tokens * MAX_CHARS_PER_TOKEN
+        for text in texts:
+            if self._clock() - start > self.deadline:
+                raise ModelError(f"the LLM reply took longer than {self.deadline:g} s")
+            chars_left -= len(text)  # checked first: a huge chunk is over the cap without tokenising it
+            tokens_left -= tokens.count(text) if chars_left >= 0 else 0
+            if chars_left < 0 or tokens_left < 0:
+                raise ModelError(f"the LLM reply ran past {self.max_tokens} tokens")
+            yield clean(text)  # JSON can spell lone surrogates: the reply is stored and shown
 
 
 class LLMSignalJudge:

@@ -1,61 +1,44 @@
-"""The interviewer's policy: after each candidate message, decide the next move.
+"""The interviewer's policy: read each candidate message, then decide the next move.
 
-This is the state machine. Phases only move forward in contract order; each
-decision names its action (ask | follow_up | critique | hint | advance | close),
-its topic and the knowledge chunks it cites. The voice (offline templates or an
-LLM) only phrases a decision; it never changes it.
+`Policy.step(state, text)` is the one pure step of the state machine declared in
+`machine.py`: it returns a new state and a `Decision` (action, topic, citations,
+the offline words) and never touches the state it was given. Phases only move
+forward. The voice (offline templates or an LLM) only phrases a decision.
+
+How a strong interviewer behaves, and where it is in this file:
+- questions to the interviewer are answered from the case's facts (`_on_question`);
+- "repeat that?", "I don't know", off-topic talk and text aimed at the grader
+  earn nothing and get a short, fitting reply (`_on_repeat`, `_on_dont_know`, `_redirect`);
+- answers are read in the light of the question on the table, graded for depth,
+  checked for known mistakes (`_on_answer`); a mistake gets grounded pushback,
+  a concrete choice may get one deeper question about the candidate's own words;
+- no running commentary on what was "covered", and no question about a topic the
+  candidate has covered or was already asked.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
-
-import yaml
 
 from .cases import Case
 from .contract import PHASE_TITLES, SIGNAL_PHASE, Action, next_phase, phase_signals
+from .depth import DepthGrader
+from .facts import FactBook
+from .machine import check
+from .mistakes import MistakeSpotter, Spotted
 from .prompts import Prompts, mid_sentence
-from .retrieval import Hit, Retriever, terms
-from .signals import Detection, SignalDetector, strip_injection
-from .state import Evidence, InterviewState
+from .reading import Reader, Reading
+from .retrieval import Retriever
+from .signals import Detection, SignalDetector, sentences
+from .state import Evidence, InterviewState, Mistake
 
-PITFALLS = Path(__file__).parent / "data" / "pitfalls.yaml"
+QUOTE_WORDS = 22  # a critique quotes the candidate's words, not their whole message
+OFF_TOPIC_FLOOR = 0.3  # below this similarity to every signal, a message with no signal is off topic
+PROBE_BEFORE = 0.6  # probe a choice only in the first 60% of a phase's time
 CHOICE_SIGNALS = frozenset({"features", "sampling", "architecture", "multi_stage", "loss", "offline_metrics",
-                            "serving", "optimization", "retraining"})
-_NEXT = re.compile(r"^\s*(/next|next( phase)?|let'?s (move on|go on|continue|proceed)|can we move on|move on)\b", re.I)
-_HINT = re.compile(r"^\s*/hint\b", re.I)
-_END = re.compile(r"^\s*/end\b", re.I)
-QUOTE_CHARS = 140
-
-
-@dataclass(frozen=True)
-class Pitfall:
-    id: str
-    about: str  # the phase whose knowledge grounds the critique
-    pattern: re.Pattern
-    unless: re.Pattern | None
-    choice: str
-    query: str
-    question: str
-    cases: frozenset[str] | None
-    phases: frozenset[str] | None
-
-    def applies(self, text: str, case: str, phase: str) -> bool:
-        return ((self.cases is None or case in self.cases) and (self.phases is None or phase in self.phases)
-                and bool(self.pattern.search(text)) and not (self.unless and self.unless.search(text)))
-
-
-def load_pitfalls(path: Path = PITFALLS) -> list[Pitfall]:
-    out = []
-    for r in yaml.safe_load(path.read_text(encoding="utf-8")):
-        out.append(Pitfall(r["id"], r["about"], re.compile(r["pattern"], re.I),
-                           re.compile(r["unless"], re.I) if r.get("unless") else None, r["choice"], r["query"],
-                           r["question"], frozenset(r["cases"]) if r.get("cases") else None,
-                           frozenset(r["phases"]) if r.get("phases") else None))
-    return out
+                            "ab_testing", "serving", "optimization", "drift", "retraining", "labels"})
 
 
 @dataclass
@@ -63,12 +46,20 @@ class Decision:
     action: Action
     phase: str  # the phase this turn belongs to (after an advance: the new one)
     draft: str  # the offline interviewer's words; an LLM voice may rephrase them
+    event: str = "answer"  # what the candidate's message was (reading.MessageKind)
     topic: str | None = None
     covered: list[str] = field(default_factory=list)
     citations: list[str] = field(default_factory=list)
     facts: list[str] = field(default_factory=list)
     next_phase: str | None = None
-    notice: str | None = None  # set by a voice that had to fall back (e.g. the LLM failed)
+    candidate_question: str = ""  # for `answer`: what the candidate asked
+
+
+@dataclass(frozen=True)
+class Pushback:
+    """A counterpoint sentence from the knowledge base and the chunk that holds it."""
+    sentence: str
+    citation: str
 
 
 @dataclass
@@ -78,108 +69,271 @@ class Policy:
     retriever: Retriever
     detector: SignalDetector  # or a RefinedDetector: the same detect() and specs
     prompts: Prompts
-    pitfalls: list[Pitfall]
+    reader: Reader
+    grader: DepthGrader
+    spotter: MistakeSpotter
+    facts: FactBook
+    pushback: dict[tuple[str | None, str], Pushback]  # (case or None for framework, pitfall id) -> counterpoint
     clock: Callable[[], float]
+    score: Callable[[InterviewState], tuple[int, str]] = lambda state: (0, "no_hire")  # for the closing words
 
-    # --- public --------------------------------------------------------------
+    # --- the step ------------------------------------------------------------
 
-    def opening(self, state: InterviewState) -> Decision:
-        return Decision("ask", state.phase, self.prompts.say("open", self._seed(state), problem=self.case.problem))
+    def opening(self, state: InterviewState) -> tuple[InterviewState, Decision]:
+        new = state.model_copy(deep=True)
+        new.pending, new.pending_text = self._opening_topics(new.phase), ""
+        d = Decision("ask", new.phase, self.prompts.say("open", self._seed(new), problem=self.case.problem),
+                     event="start")
+        new.pending_text = d.draft
+        return new, d
 
-    def decide(self, state: InterviewState, text: str) -> Decision:
-        """The next move after candidate message `text` (already appended to state.turns)."""
-        if _END.match(text):
-            return self.close(state)
-        if _NEXT.match(text):
-            return self.advance(state, "", reason="asked")
-        if _HINT.match(text):
-            return self.hint(state)
-        det = self.detector.detect(text, state.phase)
-        self._record(state, det)
-        critique = self._critique(state, strip_injection(text), det)
-        if critique:
-            return critique
-        ack = self._ack(state, det)
-        if self._phase_done(state) or self._time_up(state):
-            return self.advance(state, ack, reason="time" if self._time_up(state) else "covered", covered=det.signals)
-        return self._follow_up(state, ack, det) or self.advance(state, ack, reason="covered", covered=det.signals)
+    def step(self, state: InterviewState, text: str) -> tuple[InterviewState, Decision]:
+        """The next move after candidate message `text` (already the last turn of `state`)."""
+        new = state.model_copy(deep=True)
+        reading = self.reader.read(text)
+        before = new.phase
+        decision = self._decide(new, reading, text)
+        check(decision.event, decision.action, before, new.phase, new.finished)
+        new.auto_advanced = decision.action == "advance" and decision.event != "next"
+        if decision.action not in ("answer", "repeat", "redirect") and decision.topic is not None:
+            new.pending = [decision.topic]
+        return new, decision
 
-    def close(self, state: InterviewState, covered: list[str] | None = None) -> Decision:
-        """The last turn; the interview adds the score summary to its words."""
+    def _decide(self, state: InterviewState, reading: Reading, text: str) -> Decision:
+        kind = reading.kind
+        if kind == "end":
+            return self.close(state, "end")
+        if kind == "next":
+            if state.auto_advanced:
+                return self._stay_in_new_phase(state)
+            state.skipped.append(state.phase)
+            return self.advance(state, "", reason="asked", event="next")
+        if kind == "hint":
+            return self.hint(state, "hint")
+        if kind == "question":
+            return self._on_question(state, reading)
+        if kind == "repeat":
+            return self._on_repeat(state)
+        if kind == "dont_know":
+            return self._on_dont_know(state)
+        if kind in ("injection", "unknown_command"):
+            return self._redirect(state, kind)
+        if kind == "fragment":
+            return self._on_fragment(state, text)
+        return self._on_answer(state, reading)
+
+    # --- what the candidate said ---------------------------------------------
+
+    def _on_answer(self, state: InterviewState, reading: Reading) -> Decision:
+        said = " ".join(reading.statements)
+        det = self.detector.detect(said, state.phase, context=state.pending)
+        if not det.signals and det.relevance < OFF_TOPIC_FLOOR and not self.grader.named_term(said):
+            return self._redirect(state, "off_topic")
+        self._check_fix(state, reading)
+        spotted = self.spotter.spot(reading.statements, self.case.id, state.phase, skip=set(state.mistakes))
+        covered = self._record(state, det, said, spotted)
+        if spotted:
+            critique = self._critique(state, spotted[0], covered)
+            if critique:
+                return critique
+        if self._time_up(state):
+            state.timed_out.append(state.phase)
+            return self.advance(state, "", reason="time", covered=covered)
+        probe = self._probe(state, det, covered)
+        if probe:
+            return probe
+        ack = self.prompts.say("ack", self._seed(state))
+        return (self._follow_up(state, ack, covered, "answer")
+                or self.advance(state, ack, reason="covered", covered=covered))
+
+    def _on_question(self, state: InterviewState, reading: Reading) -> Decision:
+        """Answer from the case's facts; statements in the same message still count."""
+        covered: list[str] = []
+        if reading.statements:
+            said = " ".join(reading.statements)
+            covered = self._record(state, self.detector.detect(said, state.phase, context=state.pending), said, [])
+        asked = " ".join(reading.questions)
+        heard = self.detector.detect(asked, state.phase)
+        topics = heard.signals
+        if not topics and heard.relevance < OFF_TOPIC_FLOOR and not covered:
+            return self._redirect(state, "off_topic")  # "what's your favourite film?" gets no fact
+        facts = self.facts.lookup(asked, topics)
+        seed = self._seed(state)
+        topic = (facts[0].topic if facts and facts[0].topic in SIGNAL_PHASE else None) or (topics[0] if topics else None)
+        for t in [f.topic for f in facts] + topics:
+            if t not in state.clarified:
+                state.clarified.append(t)
+            if t in SIGNAL_PHASE and f"q:{t}" not in state.asked:
+                state.asked.append(f"q:{t}")  # told: the interviewer will not ask the candidate for it
+        if state.phase == "clarify":
+            state.clarify_questions += 1
+        go_on = self.prompts.say(f"go_on.{'clarify' if state.phase == 'clarify' else 'other'}", seed)
+        if facts:
+            text = self.prompts.say("answer", seed, facts=" ".join(_sentence(f.text) for f in facts), go_on=go_on)
+            cites = [self.facts.citation]
+        else:
+            text = self.prompts.say("answer_assume", seed)
+            cites = []
+        return Decision("answer", state.phase, text, event="question", topic=topic, covered=covered,
+                        citations=cites, facts=[f"{f.topic}: {f.text}" for f in facts], candidate_question=asked)
+
+    def _on_repeat(self, state: InterviewState) -> Decision:
+        """The question on the table again, in other words (a phase's opening, or the topic's question)."""
+        topic = state.pending[0] if state.pending else None
+        seed = self._seed(state)
+        openers = self.prompts.options(f"phase_open.{state.phase}")
+        if len(state.turns) <= 2 and state.phase == "clarify":
+            question = self.prompts.say("repeat_problem", seed, problem=self.case.problem)
+        elif any(o in state.pending_text for o in openers) or topic not in SIGNAL_PHASE:
+            question = (self.prompts.say_unused(f"phase_open.{state.phase}", seed, [state.pending_text])
+                        or self.prompts.say(f"phase_open.{state.phase}", seed))
+        else:
+            options = self.prompts.questions[topic]["ask"] + self.prompts.questions[topic]["deep"]
+            fresh = [q for q in options if q != state.pending_text] or options
+            question = fresh[len(state.turns) % len(fresh)]
+        text = self.prompts.say("repeat", seed, question=question)
+        return Decision("repeat", state.phase, text, event="repeat", topic=topic if topic in SIGNAL_PHASE else None)
+
+    def _on_dont_know(self, state: InterviewState) -> Decision:
+        """A nudge on the question on the table the first time; after that, go on to something else."""
+        topic = next((t for t in state.pending if t in SIGNAL_PHASE and t not in state.covered), None)
+        if topic and topic not in state.hints.get(state.phase, []):
+            return self.hint(state, "dont_know", topic)
+        seed = self._seed(state)
+        return (self._follow_up(state, self.prompts.say("dont_know_move_on", seed), [], "dont_know")
+                or self.advance(state, self.prompts.say("dont_know_move_on", seed), reason="covered",
+                                event="dont_know"))
+
+    def _on_fragment(self, state: InterviewState, text: str) -> Decision:
+        det = self.detector.detect(text, state.phase, context=state.pending)
+        topic = det.signals[0] if det.signals else (state.pending[0] if state.pending else None)
+        draft = self.prompts.say("fragment", self._seed(state))
+        return Decision("follow_up", state.phase, draft, event="fragment", topic=topic)
+
+    def _redirect(self, state: InterviewState, kind: str) -> Decision:
+        question = state.pending_text or self.prompts.say(f"phase_open.{state.phase}", self._seed(state))
+        slot = {"off_topic": "redirect", "injection": "redirect_injection", "unknown_command": "unknown_command"}[kind]
+        text = self.prompts.say(slot, self._seed(state), question=_last_question(question))
+        return Decision("redirect", state.phase, text, event=kind)
+
+    # --- the interviewer's moves -----------------------------------------------
+
+    def close(self, state: InterviewState, event: str, covered: list[str] | None = None) -> Decision:
         state.finished = True
-        return Decision("close", state.phase, self.prompts.say("close", self._seed(state), summary=""),
-                        covered=covered or [])
+        score, verdict = self.score(state)
+        summary = self.prompts.say("close_summary", state.session_id, score=score, verdict=verdict.replace("_", " "))
+        return Decision("close", state.phase, self.prompts.say("close", self._seed(state), summary=summary),
+                        event=event, covered=covered or [])
 
-    # --- moves ---------------------------------------------------------------
-
-    def advance(self, state: InterviewState, ack: str, reason: str, covered: list[str] | None = None) -> Decision:
+    def advance(self, state: InterviewState, ack: str, reason: str, covered: list[str] | None = None,
+                event: str = "answer") -> Decision:
         nxt = next_phase(state.phase)
         if nxt is None:
-            return self.close(state, covered)
+            return self.close(state, event, covered)
         seed = self._seed(state)
         slot = "transition_time" if reason == "time" else "transition"
-        words = [ack, self.prompts.say(slot, seed, phase_title=mid_sentence(PHASE_TITLES[nxt])),
-                 self.prompts.say(f"phase_open.{nxt}", seed)]
+        opener = self.prompts.say(f"phase_open.{nxt}", seed)
+        words = [ack, self.prompts.say(slot, seed, phase_title=mid_sentence(PHASE_TITLES[nxt])), opener]
         state.phase, state.phase_started_at = nxt, self.clock()
         state.asked.append(f"open:{nxt}")
-        return Decision("advance", nxt, " ".join(w for w in words if w), covered=covered or [], next_phase=nxt)
+        state.pending, state.pending_text = self._opening_topics(nxt), opener
+        return Decision("advance", nxt, " ".join(w for w in words if w), event=event, covered=covered or [],
+                        next_phase=nxt)
 
-    def hint(self, state: InterviewState) -> Decision:
+    def _stay_in_new_phase(self, state: InterviewState) -> Decision:
+        """/next right after an automatic move: the candidate meant the phase they had, not this one."""
+        text = self.prompts.say("already_moved", self._seed(state), phase_title=mid_sentence(PHASE_TITLES[state.phase]))
+        return Decision("ask", state.phase, text, event="next")
+
+    def hint(self, state: InterviewState, event: str, topic: str | None = None) -> Decision:
+        """A nudge on the question on the table (or the next open topic when that one is settled)."""
         given = state.hints.setdefault(state.phase, [])
-        topic = next((s for s in self._missing(state) if s not in given), None)
+        pending = [t for t in state.pending if t in SIGNAL_PHASE and t not in state.covered and t not in given]
+        topic = topic or next(iter(pending), None) or next((s for s in self._missing(state) if s not in given), None)
         if topic is None:
-            return Decision("hint", state.phase, self.prompts.say("hint_none", self._seed(state)))
+            return Decision("hint", state.phase, self.prompts.say("hint_none", self._seed(state)), event=event)
         given.append(topic)
         hint = self.prompts.question(topic, "hint", self._seed(state))
-        return Decision("hint", state.phase, self.prompts.say("hint", self._seed(state), hint=hint), topic=topic)
+        return Decision("hint", state.phase, self.prompts.say("hint", self._seed(state), hint=hint), event=event,
+                        topic=topic)
 
-    def _follow_up(self, state: InterviewState, ack: str, det: Detection) -> Decision | None:
-        topic = next((s for s in self._missing(state) if f"q:{s}" not in state.asked), None)
+    def _follow_up(self, state: InterviewState, ack: str, covered: list[str], event: str) -> Decision | None:
+        topic = next((s for s in self._missing(state) if f"q:{s}" not in state.asked and s not in covered), None)
         if topic is None:
             return None
         state.asked.append(f"q:{topic}")
         kind = "deep" if state.level == "staff" else "ask"
         question = self.prompts.question(topic, kind, self._seed(state))
+        state.pending_text = question
         text = self.prompts.say("follow_up", self._seed(state), ack=ack, question=question)
-        return Decision("follow_up", state.phase, text, topic=topic, covered=det.signals)
+        return Decision("follow_up", state.phase, text, event=event, topic=topic, covered=covered)
 
-    def _critique(self, state: InterviewState, text: str, det: Detection) -> Decision | None:
-        for p in self.pitfalls:
-            if p.id not in state.critiques and p.applies(text, self.case.id, state.phase):
-                state.critiques[p.id] = p.about  # the red flag counts against the phase it belongs to
-                return self._grounded(state, det, p.choice, p.query, p.question, p.about)
-        fresh = [s for s in det.signals if s in CHOICE_SIGNALS and SIGNAL_PHASE[s] == state.phase]
-        if fresh and f"deepen:{state.phase}" not in state.critiques:
-            # Never the same question twice: once every generic critique question was asked, stop deepening.
-            used = [k[len("cq:"):] for k in state.asked if k.startswith("cq:")]
-            question = self.prompts.say_unused("critique_question", self._seed(state), used)
+    def _critique(self, state: InterviewState, spotted: Spotted, covered: list[str]) -> Decision | None:
+        p = spotted.pitfall
+        push = self.pushback.get((self.case.id, p.id)) or self.pushback.get((None, p.id))
+        if push is None:
+            return None  # no grounded counterpoint: say nothing rather than something unfounded
+        state.mistakes[p.id] = Mistake(pitfall=p.id, phase=p.phase, signal=p.signal, quote=_short(spotted.sentence, 40),
+                                       turn=len(state.turns))
+        state.critiques[p.id] = p.phase
+        state.pending, state.pending_text = [p.signal], p.question
+        text = self.prompts.say("critique", self._seed(state), quote=_quote(spotted.sentence, spotted.cue),
+                                choice=p.name, fact=push.sentence, question=p.question)
+        return Decision("critique", state.phase, text, topic=p.signal, covered=covered, citations=[push.citation],
+                        facts=[push.sentence])
+
+    def _probe(self, state: InterviewState, det: Detection, covered: list[str]) -> Decision | None:
+        """One deeper question per phase about a concrete choice the candidate just made, in their words."""
+        if f"probe:{state.phase}" in state.asked or self.clock() - state.phase_started_at > PROBE_BEFORE * state.phase_budget(state.phase):
+            return None
+        for sid in covered:
+            ev = state.covered.get(sid)
+            if sid not in CHOICE_SIGNALS or SIGNAL_PHASE[sid] != state.phase or ev is None or ev.depth < 2:
+                continue
+            term = self.grader.named_term(det.quotes[sid], sid)
+            if not term:
+                continue
+            used = [k[len("pq:"):] for k in state.asked if k.startswith("pq:")]
+            question = self.prompts.say_unused("probe_question", self._seed(state), used, term=term)
             if question is None:
                 return None
-            state.critiques[f"deepen:{state.phase}"] = state.phase
-            state.asked.append(f"cq:{question}")
-            return self._grounded(state, det, f"your {mid_sentence(self.detector.specs[fresh[0]].label)}", text, question)
+            state.asked += [f"probe:{state.phase}", f"pq:{question}"]
+            state.pending, state.pending_text = [sid], question
+            text = self.prompts.say("probe", self._seed(state), question=question)
+            return Decision("probe", state.phase, text, topic=sid, covered=covered)
         return None
-
-    def _grounded(self, state: InterviewState, det: Detection, choice: str, query: str, question: str,
-                  about: str | None = None) -> Decision | None:
-        phase = about or state.phase
-        hits = self.retriever.search(query, case=self.case.id, phase=phase, k=2)
-        hits = hits or self.retriever.search(query, phase=phase, k=2)
-        if not hits:
-            return None
-        fact = best_sentence(hits[0], query)
-        text = self.prompts.say("critique", self._seed(state), ack=self._ack(state, det), choice=choice,
-                                fact=fact, question=question)
-        cites = list(dict.fromkeys(h.chunk.citation for h in hits))
-        return Decision("critique", state.phase, text, covered=det.signals, citations=cites, facts=[fact])
 
     # --- bookkeeping ---------------------------------------------------------
 
-    def _record(self, state: InterviewState, det: Detection) -> None:
+    def _record(self, state: InterviewState, det: Detection, said: str, spotted: list[Spotted]) -> list[str]:
+        """Grade each signal the answer carries; keep the deepest sentence as evidence. Returns the credited ids."""
         n = len(state.turns)
+        wrong = {s.sentence for s in spotted}
+        credited = []
         for sid in det.signals:
-            if sid not in state.covered:
-                state.covered[sid] = Evidence(signal=sid, said_in=state.phase, quote=_short(det.quotes[sid]), turn=n)
+            quote = det.quotes[sid]
+            grade = self.grader.grade(quote, sid, context=said)
+            depth = 0 if quote in wrong else grade.depth
+            if depth == 0:
+                continue
+            credited.append(sid)
+            old = state.covered.get(sid)
+            if old is None or depth > old.depth:
+                state.covered[sid] = Evidence(signal=sid, said_in=state.phase, quote=_short(quote, 60), turn=n,
+                                              depth=depth, why=grade.why,
+                                              prompted=old.prompted if old else sid in state.pending)
+        return credited
+
+    def _check_fix(self, state: InterviewState, reading: Reading) -> None:
+        """An answer right after pushback that no longer makes the mistake fixes it (partly recovers the grade)."""
+        last = next((t for t in reversed(state.turns) if t.role == "interviewer"), None)
+        if last is None or last.action != "critique":
+            return
+        open_ = [m for m in state.mistakes.values() if not m.fixed and m.turn == last.n - 1]
+        for m in open_:
+            again = self.spotter.spot(reading.statements, self.case.id, m.phase, skip=set(state.mistakes) - {m.pitfall})
+            if not any(s.pitfall.id == m.pitfall for s in again) and len(" ".join(reading.statements).split()) >= 6:
+                m.fixed, m.fix_quote = True, _short(" ".join(reading.statements), 40)
 
     def _missing(self, state: InterviewState) -> list[str]:
         """Uncovered signals of the current phase, core ones first (mid level skips optional ones)."""
@@ -188,40 +342,37 @@ class Policy:
         optional = [s for s in sigs if s in self.case.optional_signals]
         return core if state.level == "mid" else core + optional
 
-    def _phase_done(self, state: InterviewState) -> bool:
-        return all(s in state.covered for s in phase_signals(state.phase) if s not in self.case.optional_signals)
+    def _opening_topics(self, phase: str) -> list[str]:
+        return [s for s in phase_signals(phase) if s not in self.case.optional_signals][:3]
 
     def _time_up(self, state: InterviewState) -> bool:
         return self.clock() - state.phase_started_at >= state.phase_budget(state.phase)
-
-    def _ack(self, state: InterviewState, det: Detection) -> str:
-        seed = self._seed(state)
-        if det.signals:
-            labels = " and ".join(mid_sentence(self.detector.specs[s].label) for s in det.signals[:2])
-            return self.prompts.say("ack_covered", seed, labels=labels)
-        return self.prompts.say("ack", seed)
 
     def _seed(self, state: InterviewState) -> str:
         return f"{state.session_id}:{len(state.turns)}"
 
 
-def _short(text: str, limit: int = QUOTE_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+def _short(text: str, words: int) -> str:
+    parts = " ".join(text.split()).split(" ")
+    return " ".join(parts) if len(parts) <= words else " ".join(parts[:words]) + "…"
 
 
-_TRADE_OFF = re.compile(r"\b(but|however|instead|pitfall|mistake|risk|fails?|costs?|trade-?off|avoid|because|unless)\b", re.I)
-_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+\s*[-*\d.]*\s*")
+def _quote(sentence: str, cue: str) -> str:
+    """The candidate's own words around the choice, at most QUOTE_WORDS words."""
+    words = sentence.strip().rstrip(".!").split()
+    if len(words) <= QUOTE_WORDS:
+        return " ".join(words)
+    at = len(sentence[: sentence.find(cue)].split()) if cue in sentence else 0
+    start = max(0, min(at - QUOTE_WORDS // 3, len(words) - QUOTE_WORDS))
+    return ("…" if start else "") + " ".join(words[start:start + QUOTE_WORDS]) + "…"
 
 
-def best_sentence(hit: Hit, query: str) -> str:
-    """The one sentence of a chunk that best answers `query`: a fact, not the whole answer."""
-    body = hit.chunk.text.split("\n", 1)[-1]
-    q = set(terms(query))
-    cands = [s.strip(" -*") for s in _SPLIT.split(body) if len(s.split()) >= 6]
-    if not cands:
-        return _short(body, 240)
-    # Prefer whole sentences that carry a number or a trade-off: that is what makes a critique concrete.
-    score = lambda s: (len(q & set(terms(s))) + 0.5 * bool(re.search(r"\d", s)) + 0.5 * s[:1].isupper()
-                       + 0.7 * bool(_TRADE_OFF.search(s)))
-    return _short(max(cands, key=score).replace("**", ""), 260)
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _last_question(text: str) -> str:
+    """The question part of an interviewer's turn (its last sentence ending in '?')."""
+    qs = [s for s in sentences(text) if s.endswith("?")]
+    return qs[-1] if qs else text

@@ -37,7 +37,7 @@ class Prompts:
         self._llm = jinja2.Environment(loader=jinja2.FileSystemLoader(root / "llm"),
                                        undefined=jinja2.StrictUndefined, autoescape=False)
 
-    def _options(self, slot: str) -> list[str]:
+    def options(self, slot: str) -> list[str]:
         """The variants of an offline slot; `slot` may be nested as 'phase_open.data'."""
         options = self.offline
         for part in slot.split("."):
@@ -46,11 +46,11 @@ class Prompts:
 
     def say(self, slot: str, seed: str, **vars: Any) -> str:
         """Render one variant of an offline slot."""
-        return _env.from_string(pick(self._options(slot), f"{seed}:{slot}")).render(**vars).strip()
+        return _env.from_string(pick(self.options(slot), f"{seed}:{slot}")).render(**vars).strip()
 
     def say_unused(self, slot: str, seed: str, used: list[str], **vars: Any) -> str | None:
         """Like `say`, but only among variants whose rendered text is not in `used`; None when none is left."""
-        rendered = (_env.from_string(o).render(**vars).strip() for o in self._options(slot))
+        rendered = (_env.from_string(o).render(**vars).strip() for o in self.options(slot))
         fresh = [t for t in rendered if t not in used]
         return pick(fresh, f"{seed}:{slot}") if fresh else None
 

@@ -108,3 +108,25 @@ class Retriever:
                  for i in set(dense) | set(sparse)}
         best = sorted(fused.items(), key=lambda kv: (-kv[1], self.chunks[kv[0]].id))[:k]
         return [Hit(self.chunks[i], s) for i, s in best]
+
+
+_TRADE_OFF = re.compile(r"\b(but|however|instead|pitfall|mistake|risk|fails?|costs?|trade-?off|avoid|because|unless)\b", re.I)
+_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+\s*[-*\d.]*\s*")
+
+
+def best_sentence(hit: Hit, query: str, limit: int = 260) -> str:
+    """The one sentence of a chunk that best answers `query`: a fact, not the whole section."""
+    body = hit.chunk.text.split("\n", 1)[-1]
+    q = set(terms(query))
+    cands = [s.strip(" -*") for s in _SPLIT.split(body) if len(s.split()) >= 6]
+    if not cands:
+        return _clip(body, limit)
+    # Prefer whole sentences that carry a number or a trade-off: that is what makes advice concrete.
+    score = lambda s: (len(q & set(terms(s))) + 0.5 * bool(re.search(r"\d", s)) + 0.5 * s[:1].isupper()
+                       + 0.7 * bool(_TRADE_OFF.search(s)))
+    return _clip(max(cands, key=score).replace("**", ""), limit)
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"

@@ -3,28 +3,55 @@
 Every turn is written here before the reply is shown, so a browser refresh or a
 server restart can resume an unfinished interview. Each call opens its own
 connection: the store is safe to share between the threads of a web server.
+
+Each session has an owner (the logged-in user, "" without login): `scoped(owner)`
+gives the view one user may see - their own sessions only - and a session saved
+under one owner cannot be overwritten under another.
+
+A damaged database file (not SQLite, corrupt pages, a foreign schema) is never
+fatal: it is moved aside as `sessions.sqlite3.damaged-<time>` for the user to
+keep, a fresh one is started, and one warning line names both files. This
+happens on opening and, if the file is damaged while the app runs, on the next
+call (which is then retried on the fresh file). A saved row whose JSON does not
+validate is a one-line error naming the session and the file.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import sys
+import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
-from .errors import SessionNotFoundError
+from pydantic import ValidationError
+
+from .errors import BadInputError, SessionNotFoundError, StoreError
 from .report import Report
 from .state import InterviewState
+from .textsafe import clean
 
+_COLUMNS = ("id", "case_id", "level", "started", "updated", "finished", "phase", "score", "state", "report", "owner")
+# `owner`: the user a session belongs to ("" when nobody logs in). Files made before it are migrated.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, case_id TEXT NOT NULL, level TEXT NOT NULL,
     started REAL NOT NULL, updated REAL NOT NULL, finished INTEGER NOT NULL,
-    phase TEXT NOT NULL, score INTEGER, state TEXT NOT NULL, report TEXT
+    phase TEXT NOT NULL, score INTEGER, state TEXT NOT NULL, report TEXT, owner TEXT NOT NULL DEFAULT ''
 )"""
+_ADD_OWNER = "ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT ''"
+# SQLite's "this is not a (healthy) database" codes; anything else (locked, read-only,
+# no such folder) is the environment's problem and is reported, not repaired.
+_DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+T = TypeVar("T")
+
+
+class _Damaged(Exception):
+    """The file is not a usable sessions database (the reason is the message)."""
 
 
 @dataclass(frozen=True)
@@ -40,56 +67,199 @@ class SessionSummary:
     phase_scores: dict[str, int]
 
 
+def _warn(line: str) -> None:
+    print(f"mlsd-bot: warning: {line}", file=sys.stderr, flush=True)
+
+
 class SessionStore:
-    def __init__(self, path: Path, clock: Callable[[], float] = time.time):
-        self.path, self.clock = Path(path), clock
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute(_SCHEMA)
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time, warn: Callable[[str], None] = _warn):
+        self.path, self.clock, self._warn = Path(path), clock, warn
+        self._repair_lock = threading.Lock()
+        self._checked = False  # True once the file passed _open_checked
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"{self.path.parent}: cannot create the data folder ({e.strerror}) - set MLSD_DATA_DIR")
+        self._run(lambda db: None)  # creates, checks (and if need be replaces) the file now
+
+    # --- opening, checking, repairing -----------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer of another session
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer of another session
+        except BaseException:
+            db.close()
+            raise
         return db
 
-    def save(self, state: InterviewState, report: Report | None = None) -> None:
-        with closing(self._connect()) as db, db:
-            db.execute(
-                "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
-                "updated=excluded.updated, finished=excluded.finished, phase=excluded.phase, "
-                "score=COALESCE(excluded.score, sessions.score), state=excluded.state, "
-                "report=COALESCE(excluded.report, sessions.report)",
-                (state.session_id, state.case_id, state.level, state.started_at, self.clock(), int(state.finished),
-                 state.phase, report.overall.score if report else None, state.model_dump_json(),
-                 report.model_dump_json() if report else None))
+    def _open_checked(self) -> sqlite3.Connection:
+        """A connection to a file that holds our table (created when missing) and passes quick_check."""
+        db = self._connect()
+        try:
+            with db:
+                db.execute(_SCHEMA)
+            columns = tuple(r[1] for r in db.execute("PRAGMA table_info(sessions)"))
+            if columns == _COLUMNS[:-1]:  # a file from before users: every session so far is nobody's
+                with db:
+                    db.execute(_ADD_OWNER)
+                columns = _COLUMNS
+            if columns != _COLUMNS:
+                raise _Damaged(f"its sessions table has other columns: {', '.join(columns)}")
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise _Damaged(f"quick_check: {verdict}")
+        except BaseException:
+            db.close()
+            raise
+        return db
 
-    def load(self, session_id: str) -> InterviewState:
-        row = self._row("SELECT state FROM sessions WHERE id=?", session_id)
-        return InterviewState.model_validate_json(row[0])
+    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on a fresh connection; a damaged file is moved aside once and `fn` retried."""
+        for attempt in (1, 2):
+            try:
+                with closing(self._connect() if self._checked else self._open_checked()) as db:
+                    out = fn(db)
+                self._checked = True  # the file is known good: later calls skip quick_check
+                return out
+            except (sqlite3.DatabaseError, _Damaged) as e:
+                if not _is_damage(e) or attempt == 2:
+                    raise StoreError(f"{self.path}: the sessions database failed ({_reason(e)}) - "
+                                     "check the file and its folder, or set MLSD_DATA_DIR elsewhere") from None
+                self._repair(_reason(e))
+        raise AssertionError("unreachable")
 
-    def report(self, session_id: str) -> Report | None:
-        row = self._row("SELECT report FROM sessions WHERE id=?", session_id)
-        return Report.model_validate_json(row[0]) if row[0] else None
+    def _repair(self, reason: str) -> None:
+        """Move the damaged file (and its -wal/-shm) aside, then start a fresh one. Thread-safe."""
+        with self._repair_lock:
+            self._checked = False
+            try:  # another thread may have repaired it meanwhile
+                self._open_checked().close()
+                self._checked = True
+                return
+            except (sqlite3.DatabaseError, _Damaged):
+                pass
+            aside = self._aside_name()
+            try:
+                for suffix in ("", "-wal", "-shm"):
+                    src = self.path.with_name(self.path.name + suffix)
+                    if src.exists():
+                        src.rename(aside.with_name(aside.name + suffix))
+            except OSError as e:
+                raise StoreError(f"{self.path} is damaged ({reason}) and could not be moved aside "
+                                 f"({e.strerror}) - move or delete it yourself") from None
+            self._warn(f"{self.path} is damaged ({reason}); kept it as {aside} and started a fresh one")
+            self._open_checked().close()
+            self._checked = True
 
-    def _row(self, sql: str, session_id: str) -> tuple:
-        with closing(self._connect()) as db:
-            row = db.execute(sql, (session_id,)).fetchone()
+    def _aside_name(self) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
+        aside, n = self.path.with_name(f"{self.path.name}.damaged-{stamp}"), 1
+        while aside.exists():
+            n += 1
+            aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}-{n}")
+        return aside
+
+    # --- the store's operations -----------------------------------------------------------------
+
+    def save(self, state: InterviewState, report: Report | None = None, owner: str = "") -> None:
+        """Insert or update the session. A session keeps the owner it was created with: saving it
+        under another owner changes nothing and raises SessionNotFoundError (as if it did not exist)."""
+        row = (state.session_id, state.case_id, state.level, state.started_at, self.clock(), int(state.finished),
+               state.phase, report.overall.score if report else None, state.model_dump_json(),
+               report.model_dump_json() if report else None, owner)
+
+        def write(db: sqlite3.Connection) -> int:
+            with db:
+                return db.execute(
+                    f"INSERT INTO sessions ({', '.join(_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT(id) DO UPDATE SET "
+                    "updated=excluded.updated, finished=excluded.finished, phase=excluded.phase, "
+                    "score=COALESCE(excluded.score, sessions.score), state=excluded.state, "
+                    "report=COALESCE(excluded.report, sessions.report) WHERE sessions.owner = excluded.owner",
+                    row).rowcount
+
+        if self._run(write) == 0:
+            raise SessionNotFoundError(state.session_id)
+
+    def load(self, session_id: str, owner: str | None = None) -> InterviewState:
+        """The saved state; with `owner`, only a session of that owner (any other is 'not found')."""
+        row = self._row("SELECT state FROM sessions WHERE id=?", session_id, owner)
+        return self._parse(InterviewState, row[0], session_id, "saved state")
+
+    def report(self, session_id: str, owner: str | None = None) -> Report | None:
+        row = self._row("SELECT report FROM sessions WHERE id=?", session_id, owner)
+        return self._parse(Report, row[0], session_id, "saved report") if row[0] else None
+
+    def _parse(self, model, raw, session_id: str, what: str):
+        try:
+            return model.model_validate_json(raw)
+        except (ValidationError, ValueError, TypeError) as e:
+            first = e.errors()[0]["msg"] if isinstance(e, ValidationError) else type(e).__name__
+            raise BadInputError(f"{self.path}: the {what} of interview {session_id} is damaged ({first}) - "
+                                "start a new interview") from None
+
+    def _row(self, sql: str, session_id: str, owner: str | None = None) -> tuple:
+        session_id = clean(str(session_id))  # ids come from URLs and the API: SQLite cannot bind a surrogate
+        params: tuple = (session_id,)
+        if owner is not None:
+            sql, params = sql + " AND owner=?", (session_id, owner)
+        row = self._run(lambda db: db.execute(sql, params).fetchone())
         if row is None:
             raise SessionNotFoundError(session_id)
         return row
 
-    def list(self, limit: int = 100) -> list[SessionSummary]:
-        """Newest first."""
-        with closing(self._connect()) as db:
-            rows = db.execute("SELECT id, case_id, level, started, updated, finished, phase, score, report "
-                              "FROM sessions ORDER BY updated DESC LIMIT ?", (limit,)).fetchall()
+    def list(self, limit: int = 100, owner: str | None = None) -> list[SessionSummary]:
+        """Newest first; with `owner`, only that owner's sessions."""
+        where, params = ("WHERE owner=? ", (owner, limit)) if owner is not None else ("", (limit,))
+        rows = self._run(lambda db: db.execute(
+            "SELECT id, case_id, level, started, updated, finished, phase, score, report "
+            f"FROM sessions {where}ORDER BY updated DESC LIMIT ?", params).fetchall())
         return [SessionSummary(*r[:5], bool(r[5]), r[6], r[7], _phase_scores(r[8])) for r in rows]
 
+    def latest_unfinished(self, owner: str | None = None) -> SessionSummary | None:
+        return next((s for s in self.list(owner=owner) if not s.finished), None)
+
+    def scoped(self, owner: str) -> "OwnedSessions":
+        """This store as one user sees it: their sessions only, new ones saved as theirs."""
+        return OwnedSessions(self, owner)
+
+
+class OwnedSessions:
+    """One owner's view of a SessionStore, with the same methods (a drop-in for the UI and the CLI)."""
+
+    def __init__(self, store: SessionStore, owner: str):
+        self.store, self.owner = store, owner
+
+    def save(self, state: InterviewState, report: Report | None = None) -> None:
+        self.store.save(state, report, owner=self.owner)
+
+    def load(self, session_id: str) -> InterviewState:
+        return self.store.load(session_id, owner=self.owner)
+
+    def report(self, session_id: str) -> Report | None:
+        return self.store.report(session_id, owner=self.owner)
+
+    def list(self, limit: int = 100) -> list[SessionSummary]:
+        return self.store.list(limit, owner=self.owner)
+
     def latest_unfinished(self) -> SessionSummary | None:
-        return next((s for s in self.list() if not s.finished), None)
+        return self.store.latest_unfinished(owner=self.owner)
+
+
+def _is_damage(e: Exception) -> bool:
+    return isinstance(e, _Damaged) or getattr(e, "sqlite_errorcode", None) in _DAMAGED
+
+
+def _reason(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def _phase_scores(report_json: str | None) -> dict[str, int]:
+    """Per-phase scores of a saved report; a damaged one shows none rather than breaking the list."""
     if not report_json:
         return {}
-    return {p: v["score"] for p, v in json.loads(report_json)["phases"].items()}
+    try:
+        return {p: int(v["score"]) for p, v in json.loads(report_json)["phases"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {}

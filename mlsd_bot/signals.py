@@ -29,11 +29,13 @@ from .errors import MlsdError
 DATA = Path(__file__).parent / "data" / "signals.yaml"
 # The thresholds below are chosen by bench/tune_signals.py on the tune half of bench/data
 # (bench/split.yaml) only; bench/interview.py reports the held-out half beside it.
-SIM_FLOOR = 0.65  # absolute cosine a sentence needs to an exemplar
+SIM_FLOOR = 0.55  # cosine a sentence needs to an exemplar, priors included (tuned on bench/data)
+RAW_FLOOR = 0.52  # ... and without the priors: context makes a topic likelier, never a vague sentence a topic
 NEG_MARGIN = 0.0  # ... and how much closer it must be than to any negative
 RUNNER_UP = 0.02  # a second signal counts when its match is this close to the best one
-PHASE_BONUS = 0.16  # the current phase's signals are likelier: a prior, not a filter
-EXPLAINED_FLOOR = 0.75  # a sentence a cue already explains needs a closer semantic match to add more
+PHASE_BONUS = 0.14  # the current phase's signals are likelier: a prior, not a filter
+EXPLAINED_FLOOR = 0.7  # a sentence a cue already explains needs a closer semantic match to add more
+CONTEXT_BONUS = 0.08  # an answer is read in the light of the question it answers: the asked topics are likelier
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 _INJECTION = re.compile(
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(rubric|instructions?|prompt|rules|scor\w*|grading)\b"
@@ -75,6 +77,7 @@ def load_specs(path: Path = DATA) -> tuple[dict[str, SignalSpec], list[str]]:
 class Detection:
     signals: list[str]  # contract order
     quotes: dict[str, str]  # signal -> the sentence that carried it
+    relevance: float = 1.0  # best similarity of any sentence to any signal: low means off-topic talk
 
 
 def encode_cached(encoder: MiniLM, texts: list[str], cache_dir: Path | None) -> np.ndarray:
@@ -110,34 +113,40 @@ class SignalDetector:
         self._ex = encode_cached(encoder, texts, cache_dir)
         self._neg = encode_cached(encoder, negatives, cache_dir) if negatives else np.zeros((0, 384), np.float32)
 
-    def detect(self, text: str, phase: str | None = None) -> Detection:
-        """Signals of any phase may be found; `phase` (where the interview is) is a soft prior."""
+    def detect(self, text: str, phase: str | None = None, context: tuple[str, ...] | list[str] = ()) -> Detection:
+        """Signals of any phase may be found; `phase` (where the interview is) and `context` (the topics
+        of the question being answered) are soft priors, never filters."""
         sents = sentences(strip_injection(text))
         found: dict[str, str] = {}
         lexical = [self._lexical(s) for s in sents]
-        semantic = self._semantic(sents, phase) if sents else []
-        for s, lex, (sims, sem) in zip(sents, lexical, semantic):
+        semantic = self._semantic(sents, phase, context) if sents else []
+        for s, lex, (sims, sem, _) in zip(sents, lexical, semantic):
             extra = [sid for sid in sem if not lex or sims[SIGNALS.index(sid)] >= EXPLAINED_FLOOR]
             for sid in lex + extra:
                 found.setdefault(sid, s)
         ordered = [s for s in SIGNALS if s in found]
-        return Detection(ordered, {s: found[s] for s in ordered})
+        relevance = max((raw for _, _, raw in semantic), default=0.0)
+        return Detection(ordered, {s: found[s] for s in ordered}, 1.0 if any(lexical) else relevance)
 
     def _lexical(self, sentence: str) -> list[str]:
         return [sid for sid, spec in self.specs.items() if any(c.search(sentence) for c in spec.cues)]
 
-    def _semantic(self, sents: list[str], phase: str | None) -> list[tuple[np.ndarray, list[str]]]:
-        """Per sentence: similarity per signal, and the best-matching signals (none for chit-chat)."""
+    def _semantic(self, sents: list[str], phase: str | None,
+                  context: tuple[str, ...] | list[str] = ()) -> list[tuple[np.ndarray, list[str], float]]:
+        """Per sentence: similarity per signal (priors added), the best-matching signals (none for
+        chit-chat), and the best raw similarity (how much the sentence is about the design at all)."""
         v = self.encoder.encode(sents)
         # Best exemplar similarity per signal: (sentences, signals).
-        per = np.maximum.reduceat(v @ self._ex.T, self._starts, axis=1)
-        per = per + PHASE_BONUS * self._in_phase(phase)
+        raw_per = np.maximum.reduceat(v @ self._ex.T, self._starts, axis=1)
+        per = raw_per + PHASE_BONUS * self._in_phase(phase)
+        per = per + CONTEXT_BONUS * np.array([s in context for s in SIGNALS], dtype=np.float32)
         neg = (v @ self._neg.T).max(axis=1) if len(self._neg) else np.zeros(len(sents))
         out = []
-        for row, nmax in zip(per, neg):
+        for row, raw, nmax in zip(per, raw_per, neg):
             top = row.max()
-            ok = top >= SIM_FLOOR and top >= nmax + NEG_MARGIN
-            out.append((row, [SIGNALS[j] for j in np.flatnonzero(row >= top - RUNNER_UP)] if ok else []))
+            ok = top >= SIM_FLOOR and raw.max() >= RAW_FLOOR and top >= nmax + NEG_MARGIN
+            out.append((row, [SIGNALS[j] for j in np.flatnonzero(row >= top - RUNNER_UP)] if ok else [],
+                        float(raw.max())))
         return out
 
     def _in_phase(self, phase: str | None) -> np.ndarray:
@@ -161,14 +170,16 @@ class RefinedDetector:
     def __init__(self, detector: SignalDetector, judge: SignalJudge):
         self.detector, self.judge, self.specs = detector, judge, detector.specs
 
-    def detect(self, text: str, phase: str | None = None) -> Detection:
-        offline = self.detector.detect(text, phase)
+    def detect(self, text: str, phase: str | None = None, context: tuple[str, ...] | list[str] = ()) -> Detection:
+        offline = self.detector.detect(text, phase, context)
         clean = strip_injection(text)
-        if not clean:
+        if not clean or not offline.signals:
             return offline
         try:
             judged = set(self.judge.judge(clean, phase, offline.signals))
         except MlsdError:
             return offline
-        ordered = [s for s in SIGNALS if s in judged]
-        return Detection(ordered, {s: offline.quotes.get(s) or clean for s in ordered})  # the policy shortens quotes
+        # The judge may only confirm or remove what the offline detector found, each with the
+        # candidate's own sentence: an LLM cannot add credit (a judge returning every id adds nothing).
+        ordered = [s for s in offline.signals if s in judged]
+        return Detection(ordered, {s: offline.quotes[s] for s in ordered}, offline.relevance)

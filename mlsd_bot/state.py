@@ -34,11 +34,25 @@ class Turn(BaseModel):
 
 
 class Evidence(BaseModel):
-    """Where a signal was first heard: the phase it came up in and a short quote."""
+    """The candidate's best sentence on a signal: its depth (0-3), why, where and when it was said."""
     signal: str
     said_in: str
     quote: str
     turn: int
+    depth: int = Field(1, ge=0, le=3)
+    why: str = ""
+    prompted: bool = False  # said in reply to the interviewer asking about it (not volunteered)
+
+
+class Mistake(BaseModel):
+    """A pitfall the candidate fell into, the sentence that showed it, and whether they fixed it after pushback."""
+    pitfall: str
+    phase: str
+    signal: str
+    quote: str
+    turn: int
+    fixed: bool = False
+    fix_quote: str = ""
 
 
 class InterviewState(BaseModel):
@@ -55,6 +69,14 @@ class InterviewState(BaseModel):
     asked: list[str] = Field(default_factory=list)  # question keys already asked: never repeat
     hints: dict[str, list[str]] = Field(default_factory=dict)  # phase -> signals hinted at
     critiques: dict[str, str] = Field(default_factory=dict)  # critique key -> phase it was raised in
+    mistakes: dict[str, Mistake] = Field(default_factory=dict)  # pitfall id -> the mistake
+    pending: list[str] = Field(default_factory=list)  # topics of the question on the table
+    pending_text: str = ""  # that question, as asked
+    auto_advanced: bool = False  # the last interviewer turn moved on by itself (not on /next)
+    clarified: list[str] = Field(default_factory=list)  # topics the candidate asked the interviewer about
+    clarify_questions: int = 0  # questions the candidate asked during the clarify phase
+    skipped: list[str] = Field(default_factory=list)  # phases left with /next
+    timed_out: list[str] = Field(default_factory=list)  # phases the clock ended
     turns: list[Turn] = Field(default_factory=list)
 
     def phase_budget(self, phase: str) -> float:

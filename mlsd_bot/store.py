@@ -1,32 +1,40 @@
 """The vector store: a Chroma collection of knowledge chunks, local or on a server.
 
-The collection is reached through LangChain's `langchain_chroma.Chroma` vector store
-with our own `MiniLMEmbeddings` adapter, which answers chunk texts from the shipped
-vectors (embeddings.py) and runs the model only on texts it has never seen.
-
 Ingest is incremental: each chunk carries its note's content hash, so unchanged
 notes are not re-embedded and the chunks of deleted notes are removed. Every
 note is validated before the collection is touched, so a malformed note leaves
-the previous index exactly as it was.
+the previous index exactly as it was. A store Chroma cannot read (a damaged
+chroma.sqlite3) is a one-line error naming it; `ingest --rebuild` starts afresh.
+
+Documents are added and read through LangChain's `langchain_chroma.Chroma` vector store
+with our own `MiniLMEmbeddings` adapter, which answers known texts from the shipped
+vectors (embeddings.py) and runs the model only on texts it has never seen.
+`refresh_shipped_vectors` rewrites that file from what a fresh start embeds.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 from urllib.parse import urlparse
 
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import ChromaError, NotFoundError
 from langchain_chroma import Chroma
 
 from .config import Settings
-from .embeddings import VECTORS_PATH, KnownVectors, MiniLM, MiniLMEmbeddingFunction, MiniLMEmbeddings, get_encoder
-from .errors import ConfigError, IndexMissingError, NoteError
-from .knowledge import Chunk, Note, chunk_note, load_notes
+from .embeddings import (VECTORS_PATH, KnownVectors, MiniLM, MiniLMEmbeddingFunction, MiniLMEmbeddings, get_encoder,
+                         shared_encoder)
+from .errors import ConfigError, IndexMissingError, StoreError
+from .knowledge import Chunk, Note, chunk_note, load_notes, out_of_service, read_notes
 
 COLLECTION = "mlsd_knowledge"
 
@@ -47,7 +55,32 @@ def open_client(settings: Settings):
         return chromadb.HttpClient(host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https",
                                    settings=_chroma_settings())
     settings.index_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.index_dir), settings=_chroma_settings())
+    try:
+        with _guard(_where(settings)):
+            return chromadb.PersistentClient(path=str(settings.index_dir), settings=_chroma_settings())
+    except StoreError:
+        _forget_local_client(settings.index_dir)  # chroma caches the half-opened store: a retry must start over
+        raise
+
+
+def _where(settings: Settings) -> str:
+    """How errors name the store: the local file, or the server's collection."""
+    if settings.chroma_url:
+        return f"collection {COLLECTION} on the Chroma server {settings.chroma_url}"
+    return str(settings.index_dir / "chroma.sqlite3")
+
+
+@contextmanager
+def _guard(where: str) -> Iterator[None]:
+    """Chroma's errors on a store it cannot read become one line naming it and what to do."""
+    try:
+        yield
+    except ChromaError as e:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        remedy = "run `mlsd-bot ingest --rebuild`"
+        if where.endswith("chroma.sqlite3"):
+            remedy += f" or remove the folder {Path(where).parent}"
+        raise StoreError(f"{where}: the knowledge index cannot be read ({reason}) - {remedy}") from None
 
 
 @dataclass
@@ -67,29 +100,36 @@ class IngestReport:
 class KnowledgeIndex:
     """The collection plus the operations the product needs on it."""
 
-    def __init__(self, client, encoder: MiniLM | None = None) -> None:
+    def __init__(self, client, where: str = "the knowledge index", encoder: MiniLM | None = None) -> None:
+        self._client, self.where = client, where
         self.encoder = encoder or get_encoder()
-        # Our Chroma embedding function goes into the collection's stored configuration (so
-        # other clients can reopen it and query by text, and Chroma never falls back to its
-        # default function, which downloads a model); LangChain embeds with our adapter.
-        self.store = Chroma(client=client, collection_name=COLLECTION,
-                            embedding_function=MiniLMEmbeddings(self.encoder),
-                            collection_configuration={"embedding_function": MiniLMEmbeddingFunction()})
-
-    def count(self) -> int:
-        return len(self.store.get(include=[])["ids"])
+        # Always pass our function: Chroma must never fall back to its default embedding
+        # function, which downloads a model; it is stored with the collection, so any client
+        # can reopen it and query by text. LangChain's store on the same collection embeds
+        # documents with our adapter.
+        with _guard(where):
+            self.collection = client.get_or_create_collection(COLLECTION, embedding_function=MiniLMEmbeddingFunction())
+            self.store = Chroma(client=client, collection_name=COLLECTION,
+                                embedding_function=MiniLMEmbeddings(self.encoder))
 
     def is_empty(self) -> bool:
-        return not self.store.get(limit=1, include=[])["ids"]
+        with _guard(self.where):
+            return self.collection.count() == 0
 
     def _indexed_digests(self) -> dict[str, str]:
         got = self.store.get(include=["metadatas"])
         return {m["source"]: m["digest"] for m in got["metadatas"]}
 
-    def ingest(self, notes: list[Note], progress: Callable[[str], None] | None = None) -> IngestReport:
+    def ingest(self, notes: list[Note], progress: Callable[[str], None] | None = None,
+               keep: Iterable[str] = ()) -> IngestReport:
+        """Bring the collection up to `notes`. Sources in `keep` (broken notes) keep their chunks as they are."""
+        with _guard(self.where):
+            return self._ingest(notes, progress, set(keep))
+
+    def _ingest(self, notes: list[Note], progress: Callable[[str], None] | None, keep: set[str]) -> IngestReport:
         indexed = self._indexed_digests()
         current = {n.source for n in notes}
-        removed = sorted(set(indexed) - current)
+        removed = sorted(set(indexed) - current - keep)
         for source in removed:
             self.store.delete(where={"source": source})
         added, unchanged = [], []
@@ -102,7 +142,7 @@ class KnowledgeIndex:
             added.append(note.source)
             if progress:
                 progress(f"[{i}/{len(notes)}] embedded {note.source}")
-        return IngestReport(added, unchanged, removed, self.count(), self.encoder.model_runs - runs_before)
+        return IngestReport(added, unchanged, removed, self.collection.count(), self.encoder.model_runs - runs_before)
 
     def _replace(self, note: Note) -> None:
         chunks = chunk_note(note)
@@ -112,7 +152,8 @@ class KnowledgeIndex:
 
     def all_chunks(self) -> tuple[list[Chunk], np.ndarray]:
         """Every chunk with its stored vector (rows of the matrix, in the same order)."""
-        got = self.store.get(include=["documents", "metadatas", "embeddings"])
+        with _guard(self.where):
+            got = self.store.get(include=["documents", "metadatas", "embeddings"])
         chunks = [_chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
         return chunks, np.asarray(got["embeddings"], dtype=np.float32).reshape(len(chunks), -1)
 
@@ -133,67 +174,98 @@ def _stderr_progress(line: str) -> None:
 
 
 def ingest(settings: Settings, progress: Callable[[str], None] | None = _stderr_progress,
-           encoder: MiniLM | None = None) -> IngestReport:
-    """Validate every note first, then bring the index up to date.
+           rebuild: bool = False, encoder: MiniLM | None = None) -> IngestReport:
+    """Validate every note first (strict: one bad note stops it), then bring the index up to date.
 
+    `rebuild` discards the index first (a damaged local store, or the server's collection).
     `encoder` defaults to the shared one (shipped vectors first); pass `MiniLM()` to embed
     everything with the model, as bench/retrieval.py does to time a cold ingest.
     """
     notes = load_notes(settings.knowledge_dir)
-    return KnowledgeIndex(open_client(settings), encoder).ingest(notes, progress)
+    if rebuild:
+        _discard(settings)
+    return _open(settings, encoder).ingest(notes, progress)
 
 
-def shipped_texts(notes: list[Note]) -> list[str]:
-    """Every text a fresh start embeds: the chunks of these notes and the signal detector's
-    exemplars, descriptions and negatives (collected by building a detector that records them)."""
-    from .signals import SignalDetector
-
-    texts = [c.text for n in notes for c in chunk_note(n)]
-    recorder = _Recorder()
-    SignalDetector(recorder)
-    return list(dict.fromkeys(texts + recorder.texts))
+def _open(settings: Settings, encoder: MiniLM | None = None) -> KnowledgeIndex:
+    return KnowledgeIndex(open_client(settings), where=_where(settings), encoder=encoder)
 
 
-class _Recorder:
-    """An encoder that only notes what it is asked to encode."""
+def startup_vectors(settings: Settings, encoder: MiniLM) -> dict[str, "np.ndarray"]:
+    """Every text a fresh start embeds, with its vector: the interviewer's dependencies are built
+    in an empty data dir (so the index, the detector's exemplars, the mistake spotter's examples and
+    every case's facts are embedded) with `encoder` as the shared encoder, which records them."""
+    from .interview import build_deps
 
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def encode(self, texts) -> np.ndarray:
-        self.texts += list(texts)
-        return np.zeros((len(texts), 384), np.float32)
+    load_notes(settings.knowledge_dir)  # strict: a broken note stops it, as ingest does
+    encoder.recorded = {}
+    try:
+        with shared_encoder(encoder), tempfile.TemporaryDirectory(prefix="mlsd-vectors-") as tmp:
+            fresh = dataclasses.replace(settings, data_dir=Path(tmp), chroma_url=None)
+            deps = build_deps(fresh, voice="offline")
+            for case in deps.cases:
+                deps.factbook(case)
+            _forget_local_client(fresh.index_dir)
+        return encoder.recorded
+    finally:
+        encoder.recorded = None
 
 
 def refresh_shipped_vectors(settings: Settings, path: Path = VECTORS_PATH) -> tuple[int, int]:
-    """Rewrite the shipped vectors for the notes in `settings.knowledge_dir` and the detector data:
-    texts already there are kept as they are, new ones are encoded, gone ones dropped.
-    Returns (texts written, texts the model encoded)."""
-    texts = shipped_texts(load_notes(settings.knowledge_dir))
+    """Rewrite the shipped vectors from what a fresh start embeds: texts already in the file keep
+    their rows bit for bit, new ones are encoded, gone ones dropped. Returns (written, newly encoded)."""
     encoder = MiniLM(KnownVectors.load(path))
-    vectors = encoder.encode(texts)
+    recorded = startup_vectors(settings, encoder)
+    texts = list(recorded)
+    vectors = np.stack([recorded[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
     return KnownVectors.save(texts, vectors, path), encoder.model_runs
 
 
-def open_index(settings: Settings, build_if_missing: bool = True, notes: list[Note] | None = None) -> KnowledgeIndex:
+def _discard(settings: Settings) -> None:
+    """Throw the index away: the folder of a local store (it may be unreadable), or the server's collection."""
+    if settings.chroma_url:
+        with _guard(_where(settings)):
+            try:
+                open_client(settings).delete_collection(COLLECTION)
+            except NotFoundError:
+                pass
+        return
+    _forget_local_client(settings.index_dir)
+    shutil.rmtree(settings.index_dir, ignore_errors=True)
+
+
+def _forget_local_client(path: Path) -> None:
+    """Chroma keeps one open store per folder per process; drop ours so the new folder gets a new one."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    system = SharedSystemClient._identifier_to_system.pop(str(path), None)
+    SharedSystemClient._identifier_to_refcount.pop(str(path), None)
+    try:
+        if system is not None:
+            system.stop()
+    except Exception:  # a store that failed to open has nothing to stop
+        pass
+
+
+def open_index(settings: Settings, build_if_missing: bool = True, notes: list[Note] | None = None,
+               keep: Iterable[str] = ()) -> KnowledgeIndex:
     """The index, built first when it is missing and brought up to date when notes changed.
 
     Refreshing is incremental (a no-op costs a few milliseconds), so an edited note is
     searchable without a manual `mlsd-bot ingest`. Pass `notes` when the caller has loaded
-    them already. If a note is malformed, an existing index is still served as it was,
-    with a one-line warning; with no index, it is an error.
+    them already, and the sources of broken notes in `keep`. Without `notes`, the valid
+    notes are read here and each broken one is a one-line warning: it keeps whatever the
+    index held for it, every other note is refreshed.
     """
-    index = KnowledgeIndex(open_client(settings))
+    index = _open(settings)
     if index.is_empty() and not build_if_missing:
         raise IndexMissingError()
     if notes is None:
-        try:
-            notes = load_notes(settings.knowledge_dir)
-        except NoteError as e:
-            if index.is_empty():
-                raise
-            print(f"mlsd-bot: warning: {e} - serving the previous index; fix the note and run `mlsd-bot ingest`",
-                  file=sys.stderr)
-            return index
-    index.ingest(notes, _stderr_progress)
+        notes, broken = read_notes(settings.knowledge_dir)
+        for error in broken:
+            print(f"mlsd-bot: warning: {out_of_service(error)}", file=sys.stderr)
+        keep = [e.path for e in broken]
+    if not notes and index.is_empty():
+        raise IndexMissingError()
+    index.ingest(notes, _stderr_progress, keep=keep)
     return index

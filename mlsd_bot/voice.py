@@ -26,17 +26,31 @@ FACT_TOKENS = 80
 SUMMARY_LINE_TOKENS = 30
 
 
+class Utterance:
+    """A turn's words as they stream, and after the stream a notice (why the voice fell back), if any.
+
+    The voice returns this instead of writing on the decision: decisions belong to the
+    policy, and voices are shared between sessions."""
+
+    def __init__(self, pieces: Callable[["Utterance"], Iterator[str]]):
+        self.notice: str | None = None
+        self._pieces = pieces(self)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._pieces
+
+
 class Voice(Protocol):
     label: str
 
-    def speak(self, decision: Decision, state: InterviewState, case: Case) -> Iterator[str]: ...
+    def speak(self, decision: Decision, state: InterviewState, case: Case) -> Utterance: ...
 
 
 class OfflineVoice:
     label = "offline"
 
-    def speak(self, decision: Decision, state: InterviewState, case: Case) -> Iterator[str]:
-        yield decision.draft
+    def speak(self, decision: Decision, state: InterviewState, case: Case) -> Utterance:
+        return Utterance(lambda u: iter([decision.draft]))
 
 
 @dataclass
@@ -51,16 +65,19 @@ class LLMVoice:
     def label(self) -> str:
         return f"llm:{self.model.name}"
 
-    def speak(self, decision: Decision, state: InterviewState, case: Case) -> Iterator[str]:
-        said = False
-        try:
-            for piece in self.model.stream(self.messages(decision, state, case)):
-                said = True
-                yield piece
-        except ModelError as e:
-            decision.notice = str(e)  # on the decision, not the voice: voices are shared between users
-            notice = self.prompts.say("fallback_notice", state.session_id)
-            yield ("\n\n" if said else "") + notice + "\n\n" + decision.draft
+    def speak(self, decision: Decision, state: InterviewState, case: Case) -> Utterance:
+        def pieces(u: Utterance) -> Iterator[str]:
+            said = False
+            try:
+                for piece in self.model.stream(self.messages(decision, state, case)):
+                    said = True
+                    yield piece
+            except ModelError as e:
+                u.notice = str(e)
+                notice = self.prompts.say("fallback_notice", state.session_id)
+                yield ("\n\n" if said else "") + notice + "\n\n" + decision.draft
+
+        return Utterance(pieces)
 
     def messages(self, decision: Decision, state: InterviewState, case: Case) -> list[Message]:
         system = self.prompts.llm("system.j2", level=state.level, case_title=case.title, problem=case.problem,
@@ -72,7 +89,8 @@ class LLMVoice:
 
     def _turn_vars(self, d: Decision, state: InterviewState, facts: list[str]) -> dict:
         label, desc = self.topics.get(d.topic, ("", "")) if d.topic else ("", "")
-        return dict(phase=d.phase, phase_title=PHASE_TITLES[d.phase], action=d.action, topic=d.topic,
+        return dict(phase=d.phase, phase_title=PHASE_TITLES[d.phase], action=d.action, topic=d.topic, event=d.event,
+                    candidate_question=_fence(d.candidate_question) if d.candidate_question else "",
                     topic_label=label, topic_description=desc, facts=facts, draft=d.draft,
                     minutes_left=int(self.minutes_left(state)),
                     next_phase_title=PHASE_TITLES[d.next_phase] if d.next_phase else "")

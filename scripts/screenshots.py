@@ -1,9 +1,10 @@
-"""Take the README screenshots: docs/setup.png, docs/interview.png, docs/report.png.
+"""Take the README screenshots: docs/setup.png, docs/interview.png, docs/report.png, docs/phone.png.
 
 Runs `python app.py` on a scratch data dir (the knowledge index is copied from
 the configured data dir, or built when there is none), then plays a short
 interview in headless Chromium - Debian's /usr/bin/chromium, nothing is
-downloaded. Your own saved interviews are never touched.
+downloaded. The phone shot opens the same interview at 390x844 in dark mode.
+Your own saved interviews are never touched.
 
     .venv/bin/python scripts/screenshots.py [--out docs]
 """
@@ -30,23 +31,38 @@ from mlsd_bot.config import load_settings
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync"]
 CASE_TITLE = "Video recommendation"
-OPENING = [("Before drawing boxes: is success watch time or long-term retention? I'd assume about 500M daily "
-            "active users, and the home feed needs p99 latency under 200 ms."),
-           "Labels come from implicit feedback - watch completion, likes and skips - and arrive within minutes.",
-           "I would just use a deep neural network trained on all the data, with accuracy as the metric."]
-# One answer per later phase, so the report has something to score.
-PHASE_ANSWERS = {
-    "framing": "The ML objective is expected watch time per user and video; input: user, context and a candidate "
-               "video; output: a ranking score. It is a ranking problem.",
-    "data": "Training data from impression and watch logs; features are user and video embeddings plus context; "
-            "negative sampling with a time-based split to avoid leakage.",
-    "model": "Start from a popularity baseline, then a two-tower model for candidate generation and a ranker "
-             "trained with a multi-task loss: cross-entropy on clicks plus a watch-time head.",
-    "evaluation": "Offline recall@k for retrieval and NDCG for ranking; online an A/B test on watch time and retention.",
-    "serving": "An ANN index for retrieval, a feature store for online features, and cached user embeddings.",
-    "monitoring": "Dashboards and alerts on feature drift and the prediction distribution; retrain daily and roll "
-                  "back when the online metric drops below a threshold.",
-}
+SHOTS = None  # the step in STEPS where the interview screenshots are taken
+# (phase, candidate message): the interview played for the screenshots. The split in the data
+# phase is a mistake on purpose, so the interviewer pushes back (with a source) before the fix.
+STEPS = [
+    ("clarify", "Before drawing boxes: is success long-term retention, with watch time as a proxy and reports or "
+                "'not interested' as guardrails? I'd assume about 500M daily active users, and the home feed needs "
+                "p99 latency under 200 ms."),
+    ("clarify", "Labels come from implicit feedback - watch completion, likes and skips - and arrive within minutes; "
+                "explicit ratings are too sparse to train on."),
+    ("clarify", "Watch history is personal data, so we need consent, GDPR deletion within 30 days, and no inferred "
+                "sensitive categories as features."),
+    ("framing", "I'd frame it as ranking: for each user and candidate video predict the probability of a satisfied "
+                "watch (over half completed) plus like and share heads, combined into one score. The input is the "
+                "user, context and candidate video; the output is a ranked list."),
+    ("data", "Sources: impression logs joined with watch events and the video catalogue. Features: user and video "
+             "embeddings, upload recency, watch-history aggregates and context such as device and hour."),
+    ("data", "For the split I'd shuffle all logged sessions randomly into train and test."),
+    SHOTS,
+    ("data", "You're right - I'd split by time instead: train on 28 days and validate on the following day, so the "
+             "model never sees the future, which mirrors serving."),
+    ("model", "Baseline first: popularity per region, because it is cheap and sets the bar. Then a two-stage funnel: "
+              "a two-tower retrieval model returns 1,000 candidates and a DCN ranker with multi-task heads for "
+              "completion, like and share scores them."),
+    ("evaluation", "Offline: recall@1000 for retrieval and NDCG@20 for ranking on the next day's data. Online: a "
+                   "two-week A/B test on retention and satisfied watch time with reports as a guardrail."),
+    ("serving", "Video embeddings are precomputed into an HNSW index refreshed hourly for new uploads; the user tower "
+                "runs online, features come from a feature store, and the ranker scores 1,000 candidates within the "
+                "200 ms budget."),
+    ("monitoring", "Monitor feature drift with PSI per feature, the prediction distribution and calibration, plus the "
+                   "online completion rate and reports, on dashboards with alerts. Retrain the ranker daily on a "
+                   "sliding window and roll back when the online metric falls 2% below control."),
+]
 
 
 def free_port() -> int:
@@ -79,49 +95,80 @@ def start_app(data_dir: Path, port: int) -> subprocess.Popen:
     sys.exit("app.py did not start")
 
 
-def idle(page: Page) -> None:
-    """Wait for the reply to finish streaming: gradio marks its outputs "generating" until then."""
-    expect(page.locator("[data-testid=status-tracker].generating")).to_have_count(0)
+def turns(page: Page) -> int:
+    """The turn count the status bar was last rendered with: it is re-rendered after every turn."""
+    return int(page.locator("#status .mlsd-status").get_attribute("data-turns"))
+
+
+def wait_turns(page: Page, n: int) -> None:
+    expect(page.locator(f'#status .mlsd-status[data-turns="{n}"]')).to_have_count(1)
 
 
 def say(page: Page, text: str) -> None:
-    replies = page.locator("#chat [data-testid=bot]").count()
+    before = turns(page)
     page.locator("#msg textarea").fill(text)
     page.locator("#msg textarea").press("Enter")
-    expect(page.locator("#chat [data-testid=bot]")).to_have_count(replies + 1)
-    idle(page)
+    wait_turns(page, before + 2)
 
 
 def go_to_phase(page: Page, phase: str) -> None:
-    """Press Next until the tracker shows `phase` (the interviewer may already have moved on)."""
-    current = page.locator("#tracker li[aria-current=step]")
-    while current.get_attribute("data-phase") != phase:
+    """Press Next until the status bar shows `phase` (the interviewer may already have moved on)."""
+    while page.locator("#status .mlsd-status").get_attribute("data-phase") != phase:
+        before = turns(page)
         page.locator("#next").click()
-        idle(page)
+        wait_turns(page, before + 2)
 
 
-def play(page: Page, url: str, out: Path) -> None:
+def play(page: Page, url: str, out: Path, phone: Page) -> None:
     page.goto(url)
     page.locator("#case input").click()
     page.get_by_role("option", name=CASE_TITLE, exact=True).click()
-    page.locator("h1").first.click()  # close the dropdown so the whole form shows
+    page.locator(".mlsd-head").click()  # close the dropdown so the whole form shows
     page.wait_for_timeout(600)  # let its closing animation finish
-    page.screenshot(path=str(out / "setup.png"))  # the setup form: case, level, time budget, voice
+    page.screenshot(path=str(out / "setup.png"))  # the setup form: case and its problem, level, time budget
     page.locator("#start").click()
-    expect(page.locator("#chat [data-testid=bot]")).to_have_count(1)
-    idle(page)
-    for text in OPENING:
-        say(page, text)
-    page.locator("#chat details summary").last.click()  # open the critique's sources, and show them
-    page.locator("#chat details blockquote").last.evaluate("e => e.scrollIntoView({block: 'end'})")
-    page.screenshot(path=str(out / "interview.png"))
-    for phase, text in PHASE_ANSWERS.items():
-        go_to_phase(page, phase)
-        say(page, text)
+    wait_turns(page, 1)
+    for step in STEPS:
+        if step is SHOTS:
+            interview_shots(page, phone, url, out)
+        elif not page.locator("#talk").is_visible():
+            break  # covering the last phase may already have closed the interview
+        else:
+            go_to_phase(page, step[0])
+            say(page, step[1])
     if page.locator("#end").is_visible():  # covering the last phase may already have closed the interview
         page.locator("#end").click()
+        page.locator("#end-yes").click()
     expect(page.locator("#report-chart svg")).to_be_visible()
     page.screenshot(path=str(out / "report.png"), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": 1500})
+
+
+def interview_shots(page: Page, phone: Page, url: str, out: Path) -> None:
+    """The chat with the last sources opened (if the interviewer cited any), and the phone shot."""
+    if page.locator("#chat details summary").count():
+        page.locator("#chat details summary").last.click()
+        page.locator("#chat details blockquote").last.evaluate("e => e.scrollIntoView({block: 'end'})")
+    else:
+        print("note: no interviewer turn cited a source this time", file=sys.stderr)
+    page.screenshot(path=str(out / "interview.png"))
+    phone_shot(phone, url, session_id(page), page.locator("#chat [data-testid=user]").count(), out)
+
+
+def session_id(page: Page) -> str:
+    """The interview's id, from the browser's saved state (what a ?session= link carries)."""
+    page.get_by_role("tab", name="History").click()
+    sid = page.locator("#history-list [data-session]").first.get_attribute("data-session")
+    page.get_by_role("tab", name="Interview").click()
+    return sid
+
+
+def phone_shot(phone: Page, url: str, sid: str, messages: int, out: Path) -> None:
+    """The same interview on a 390x844 phone in dark mode, opened by its ?session= link."""
+    phone.goto(f"{url}?session={sid}")
+    phone.locator("#resume-btn").click()
+    expect(phone.locator("#chat [data-testid=user]")).to_have_count(messages)
+    phone.wait_for_timeout(600)  # the chat scrolls to its last message
+    phone.screenshot(path=str(out / "phone.png"))
 
 
 def main() -> None:
@@ -135,15 +182,18 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(60_000)
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark", is_mobile=True,
+                                     has_touch=True, device_scale_factor=2)
+            for p in (page, phone):
+                p.set_default_timeout(60_000)
             expect.set_options(timeout=60_000)
-            play(page, f"http://127.0.0.1:{port}/", args.out)
+            play(page, f"http://127.0.0.1:{port}/", args.out, phone)
             browser.close()
     finally:
         app.kill()
         app.wait()
         shutil.rmtree(data_dir.parent, ignore_errors=True)
-    print(f"wrote {', '.join(str(args.out / n) for n in ('setup.png', 'interview.png', 'report.png'))}")
+    print(f"wrote {', '.join(str(args.out / n) for n in ('setup.png', 'interview.png', 'report.png', 'phone.png'))}")
 
 
 if __name__ == "__main__":

@@ -285,3 +285,15 @@ def app(request, real_index_settings, tmp_path_factory, subprocess_env, _child_g
     server = launch_app(real_index_settings.data_dir, workdir, subprocess_env(), _child_guard[1])
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium (never a downloaded one), one per test module."""
+    from playwright.sync_api import sync_playwright
+    from support.web_page import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

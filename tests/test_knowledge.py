@@ -13,7 +13,7 @@ from mlsd_bot.config import PROJECT_ROOT
 from mlsd_bot.contract import CONTRACT_CASES, PHASES
 from mlsd_bot.embeddings import MAX_TOKENS, TOKENIZER_PATH
 from mlsd_bot.errors import NoteError
-from mlsd_bot.knowledge import CHUNK_TOKENS, chunk_note, load_notes, parse_note
+from mlsd_bot.knowledge import CHUNK_TOKENS, REQUIRED_FACTS, chunk_note, load_notes, parse_note
 
 REAL_KNOWLEDGE = PROJECT_ROOT / "knowledge"
 
@@ -88,6 +88,25 @@ def test_every_real_note_parses_and_every_case_covers_all_phases(real_notes) -> 
         chunks = chunk_note(note)
         assert {c.case for c in chunks} == {note.id}
         assert {c.phase for c in chunks} == set(PHASES), note.source
+
+
+def test_every_real_case_opens_with_facts_the_interviewer_can_reveal(real_notes) -> None:
+    """The parser accepts a case without Facts; the real knowledge base may not ship one."""
+    cases = [n for n in real_notes if n.kind == "case"]
+    assert cases
+    for note in cases:
+        headings = re.findall(r"^## +(.+?)\s*$", note.body, flags=re.M)
+        assert headings[:2] == ["Facts", "Clarify"], note.source
+        topics = [t for t, _ in note.facts]
+        assert set(REQUIRED_FACTS) <= set(topics), note.source
+        assert len(topics) == len(set(topics)), f"{note.source}: a topic is listed twice"
+        assert 6 <= len(topics) <= 12, note.source
+        facts = dict(note.facts)
+        for topic in ("scale", "latency"):  # these answers are numbers, not "it depends"
+            assert re.search(r"\d", facts[topic]), f"{note.source}: {topic} fact has no number"
+        cited = [c for c in chunk_note(note) if c.heading == "Facts"]
+        assert cited and {c.citation for c in cited} == {f"{note.source}#facts"}
+        assert {c.phase for c in cited} == {"clarify"}
 
 
 def test_real_chunk_sizes_stay_within_the_limits(real_notes) -> None:

@@ -38,7 +38,7 @@ def test_the_judge_refines_detection_with_typed_ids(llm_deps, server):
     assert isinstance(llm_deps.detector, RefinedDetector)
     server.enqueue(json.dumps({"signals": ["scale", "privacy"]}))
     det = llm_deps.detector.detect(MESSAGE, "clarify")
-    assert det.signals == ["scale", "privacy"]  # contract order, as the judge said
+    assert det.signals == ["scale"]  # the judge may confirm what the offline detector heard, never add to it
     body = server.requests[-1]["json"]
     assert body["response_format"]["type"] == "json_schema"  # structured output, not parsed prose
     prompt = body["messages"][-1]["content"]
@@ -63,3 +63,17 @@ def test_an_interview_uses_the_judged_signals(llm_deps, server):
     list(iv.send("About 300M people a day, and the feed must load within 200 ms."))
     assert set(iv.state.covered) == {"scale", "latency"} and iv.last_turn.covered == ["scale", "latency"]
     server.assert_complete()
+
+
+def test_the_judge_can_only_lower_or_confirm(llm_deps, server):
+    """A judge returning every id adds nothing; one dropping a signal removes it; quotes stay the candidate's."""
+    from mlsd_bot.contract import SIGNALS
+
+    text = "About 300M people a day, and the feed must load within 200 ms. We honour GDPR consent."
+    offline = llm_deps.detector.detector.detect(text, "clarify")
+    assert {"scale", "latency", "privacy"} <= set(offline.signals)
+    server.enqueue(json.dumps({"signals": list(SIGNALS)}))
+    assert llm_deps.detector.detect(text, "clarify").signals == offline.signals
+    server.enqueue(json.dumps({"signals": ["scale"]}))
+    lowered = llm_deps.detector.detect(text, "clarify")
+    assert lowered.signals == ["scale"] and lowered.quotes["scale"] in text

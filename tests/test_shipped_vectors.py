@@ -1,8 +1,9 @@
 """The shipped vectors (mlsd_bot/data/embedding/vectors.npz): current, correct, and used.
 
-A fresh clone builds its index from this file instead of running the model, so
-it must hold exactly the texts of today's notes and detector data: whoever edits a
-note or an exemplar refreshes it with the command below.
+A fresh clone builds its index (and its detector, mistake spotter and case facts) from
+this file instead of running the model, so it must hold exactly the texts a fresh
+start embeds today: whoever edits a note or the product data refreshes it with the
+command below.
 """
 
 from __future__ import annotations
@@ -14,11 +15,24 @@ import pytest
 
 from mlsd_bot.embeddings import MODEL_CHECKSUM, VECTORS_PATH, KnownVectors, MiniLM, get_encoder, text_key
 from mlsd_bot.knowledge import chunk_note, load_notes
-from mlsd_bot.store import ingest, refresh_shipped_vectors, shipped_texts
+from mlsd_bot.config import load_settings
+from mlsd_bot.store import ingest, refresh_shipped_vectors, startup_vectors
 
 from conftest import REAL_KNOWLEDGE
 
 REFRESH = "make vectors   (or: .venv/bin/mlsd-bot ingest --refresh-vectors), then commit mlsd_bot/data/embedding/vectors.npz"
+
+
+def startup_texts(knowledge_dir) -> list[str]:
+    """What a fresh start over these notes embeds (answered from the shipped file where it can)."""
+    settings = load_settings({"MLSD_DATA_DIR": "/nonexistent-unused", "MLSD_KNOWLEDGE_DIR": str(knowledge_dir),
+                              "MLSD_VOICE": "offline"})
+    return list(startup_vectors(settings, MiniLM(KnownVectors.load())))
+
+
+@pytest.fixture(scope="module")
+def needed() -> dict[str, str]:
+    return {text_key(t): t for t in startup_texts(REAL_KNOWLEDGE)}
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +41,8 @@ def shipped() -> dict:
         return {"model": str(f["model"]), "keys": [str(k) for k in f["keys"]], "vectors": f["vectors"]}
 
 
-def test_shipped_vectors_match_the_notes_and_detector_data(shipped) -> None:
+def test_shipped_vectors_match_what_a_fresh_start_embeds(shipped, needed) -> None:
     notes = load_notes(REAL_KNOWLEDGE)
-    needed = {text_key(t): t for t in shipped_texts(notes)}
     assert shipped["model"] == MODEL_CHECKSUM, f"vectors.npz was made with another model/tokenizer: run {REFRESH}"
     have = set(shipped["keys"])
     stale_sources = sorted({c.source for n in notes for c in chunk_note(n) if text_key(c.text) not in have})
@@ -40,9 +53,9 @@ def test_shipped_vectors_match_the_notes_and_detector_data(shipped) -> None:
         f"first: {missing[:1]!r}), {extra} no longer used. Run: {REFRESH}")
 
 
-def test_shipped_vectors_are_what_the_model_computes(shipped) -> None:
+def test_shipped_vectors_are_what_the_model_computes(shipped, needed) -> None:
     """A sample re-encoded with the model (the shipped table bypassed) points the same way."""
-    texts = {text_key(t): t for t in shipped_texts(load_notes(REAL_KNOWLEDGE))}
+    texts = needed
     rows = [i for i, k in enumerate(shipped["keys"]) if k in texts]
     sample = [rows[i] for i in np.random.default_rng(7).choice(len(rows), size=12, replace=False)]
     fresh = get_encoder().run_model([texts[shipped["keys"][i]] for i in sample])
@@ -80,13 +93,14 @@ def test_vectors_from_another_model_are_ignored(tmp_path) -> None:
 
 def test_refresh_keeps_unchanged_rows_encodes_new_texts_and_drops_gone_ones(settings_for, kb_dir, tmp_path) -> None:
     path = tmp_path / "vectors.npz"
-    shutil.copyfile(VECTORS_PATH, path)  # the real file: detector texts known, the toy notes' chunks not
+    shutil.copyfile(VECTORS_PATH, path)  # the real file: product data's texts known, the toy notes' chunks not
     settings = settings_for()
     toy_chunks = {text_key(c.text) for n in load_notes(kb_dir) for c in chunk_note(n)}
     written, encoded = refresh_shipped_vectors(settings, path)
     before = dict(np.load(path))
-    assert set(before["keys"]) == {text_key(t) for t in shipped_texts(load_notes(kb_dir))}  # real chunks dropped
-    assert encoded == len(toy_chunks) and written == len(before["keys"])
+    assert set(before["keys"]) == {text_key(t) for t in startup_texts(kb_dir)}  # the real notes' chunks dropped
+    assert toy_chunks <= set(before["keys"]) and written == len(before["keys"])
+    assert encoded == len(toy_chunks)  # the product data's texts were in the real file already
 
     note = kb_dir / "case_studies" / "toy_feed.md"
     note.write_text(note.read_text().replace("two-tower candidate generator", "zebra-striped candidate generator"))

@@ -16,12 +16,12 @@ from mlsd_bot.contract import PHASE_TITLES, PHASES, SIGNALS, phase_signals
 from mlsd_bot.errors import SessionNotFoundError
 from mlsd_bot.interview import Interview
 from mlsd_bot.prompts import Prompts
-from mlsd_bot.report import VERDICTS, Report, to_html, to_markdown, verdict
+from mlsd_bot.report import Report, rubric, to_html, to_markdown, verdict
 from mlsd_bot.sessions import SessionStore
 from mlsd_bot.state import InterviewState
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
-VERDICT_IDS = [v for _, v in VERDICTS]
+VERDICT_IDS = [v for _, v in rubric()["verdicts"]]
 
 
 
@@ -75,7 +75,7 @@ def test_state_json_round_trip_mid_interview_resumes_identically(deps, clock):
     assert original.state.model_dump() == resumed.state.model_dump()
     assert original.report() == resumed.report()
     actions = {t.action for t in original.state.interviewer_turns()}
-    assert {"critique", "hint", "advance", "close"} <= actions  # the resumed part did exercise the policy
+    assert {"hint", "advance", "close"} <= actions  # the resumed part did exercise the policy
 
 
 def test_state_is_saved_before_and_after_each_reply(deps, clock):
@@ -181,7 +181,11 @@ PLAUSIBLE = {
     "phase_title": PHASE_TITLES["data"],
     "ack": "Good - that covers scale.",
     "question": "What latency budget do we have?",
-    "choice": "accuracy as the metric",
+    "quote": "I'd evaluate on accuracy",
+    "choice": "accuracy as the headline metric",
+    "term": "HNSW",
+    "facts": "About 2,000 transactions per second at peak.",
+    "go_on": "Go on.",
     "fact": "Per class: PR-AUC, and recall at the precision required for review.",
     "hint": "think about what the product already logs.",
     "summary": "Your overall score is 42/100 (lean no hire); the full report follows.",
@@ -191,18 +195,30 @@ PLAUSIBLE = {
 SLOT_VARS: dict[str, set[str]] = {
     "open": {"problem"},
     "ack": set(),
-    "ack_covered": {"labels"},
     "transition": {"phase_title"},
     "transition_time": {"phase_title"},
     **{f"phase_open.{p}": set() for p in PHASES},
     "follow_up": {"ack", "question"},
-    "critique": {"ack", "choice", "fact", "question"},
+    "critique": {"quote", "choice", "fact", "question"},
+    "probe": {"question"},
+    "probe_question": {"term"},
+    "answer": {"facts", "go_on"},
+    "go_on.clarify": set(),
+    "go_on.other": set(),
+    "answer_assume": set(),
+    "repeat": {"question"},
+    "repeat_problem": {"problem"},
+    "dont_know_move_on": set(),
+    "fragment": set(),
+    "redirect": {"question"},
+    "redirect_injection": {"question"},
+    "unknown_command": {"question"},
+    "already_moved": {"phase_title"},
     "hint": {"hint"},
     "hint_none": set(),
     "close": {"summary"},
     "close_summary": {"score", "verdict"},
     "fallback_notice": set(),
-    "critique_question": set(),
 }
 
 
@@ -251,7 +267,7 @@ def test_missing_variable_raises(prompts):
     with pytest.raises(jinja2.UndefinedError):
         prompts.say("open", "seed")
     with pytest.raises(jinja2.UndefinedError):
-        prompts.say("critique", "seed", ack="Okay.", choice="accuracy", question="Why?")  # no fact
+        prompts.say("critique", "seed", quote="accuracy", choice="accuracy", question="Why?")  # no fact
     with pytest.raises(jinja2.UndefinedError):
         prompts.say("close_summary", "seed", score=10)
     with pytest.raises(jinja2.UndefinedError):
@@ -264,11 +280,11 @@ def test_missing_variable_raises(prompts):
 
 def test_say_unused_never_repeats_and_runs_out(prompts):
     used: list[str] = []
-    for i in range(len(prompts.offline["critique_question"])):
-        q = prompts.say_unused("critique_question", f"seed{i}", used)
-        assert q is not None and q not in used
+    for i in range(len(prompts.offline["probe_question"])):
+        q = prompts.say_unused("probe_question", f"seed{i}", used, term="HNSW")
+        assert q is not None and q not in used and "HNSW" in q
         used.append(q)
-    assert prompts.say_unused("critique_question", "seed-last", used) is None
+    assert prompts.say_unused("probe_question", "seed-last", used, term="HNSW") is None
 
 
 QUESTIONS = yaml.safe_load((PROMPTS_DIR / "questions.yaml").read_text(encoding="utf-8"))
@@ -291,6 +307,7 @@ def test_questions_cover_all_25_signals_with_every_kind(prompts):
 
 
 TURN_VARS = dict(phase="evaluation", phase_title=PHASE_TITLES["evaluation"], action="critique", topic="offline_metrics",
+                 event="answer", candidate_question="",
                  topic_label="Offline metrics", topic_description="Precision/recall, PR-AUC, NDCG on held-out data.",
                  facts=["Per class: PR-AUC, and recall at the precision required for review."],
                  draft="On accuracy as the metric: it hides rare positives. What would you report instead?",

@@ -12,7 +12,7 @@ import pytest
 
 from mlsd_bot.config import PROJECT_ROOT
 from mlsd_bot.embeddings import MiniLM, MiniLMEmbeddingFunction, get_encoder
-from mlsd_bot.errors import NoteError
+from mlsd_bot.errors import IndexMissingError, NoteError
 from mlsd_bot.knowledge import chunk_note, load_notes
 from mlsd_bot.retrieval import Retriever
 from mlsd_bot.store import COLLECTION, KnowledgeIndex, ingest, open_client, open_index
@@ -161,9 +161,19 @@ def test_open_index_serves_the_previous_index_when_a_note_breaks(settings, capsy
     assert warning.count("\n") == 0 and "case_studies/toy_blur.md" in warning and "previous index" in warning
 
 
-def test_open_index_with_no_index_and_a_broken_note_is_an_error(settings) -> None:
+def test_open_index_with_no_index_builds_the_valid_notes_and_warns_about_the_broken_one(settings, capsys) -> None:
     (settings.knowledge_dir / "case_studies" / "toy_blur.md").write_text("no front matter\n")
-    with pytest.raises(NoteError):
+    index = open_index(settings)
+    assert {c.source for c in _stored(settings)} == set(ALL_SOURCES) - {"case_studies/toy_blur.md"}
+    assert index.collection.count() == len(_stored(settings))
+    warning = capsys.readouterr().err.strip()
+    assert warning.count("\n") == 0 and "case_studies/toy_blur.md" in warning and "out of service" in warning
+
+
+def test_open_index_with_no_index_and_every_note_broken_is_an_error(settings) -> None:
+    for source in ALL_SOURCES:
+        (settings.knowledge_dir / source).write_text("no front matter\n")
+    with pytest.raises(IndexMissingError):
         open_index(settings)
 
 

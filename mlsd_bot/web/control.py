@@ -1,19 +1,21 @@
-"""Start, resume and finish interviews for the browser UI (plain Python, no gradio).
+"""Session bookkeeping for the browser UI, without gradio (testable on its own).
 
-One `Control` serves every browser session: it holds only read-only things (the
-shared `Deps`, the SQLite store, the output folder). The voice a candidate picked
-is kept in the interview's state, so a resumed interview speaks with it again.
+`Control` starts, resumes, reopens and finishes interviews over the shared
+engine dependencies and the SQLite store; `message_problem` decides whether a
+candidate message may be sent at all. The voice a candidate picked is kept in
+the interview's state, so a resumed interview speaks with it again.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInputError, SessionNotFoundError
-from ..interview import Deps, Interview, llm_voice
+from ..interview import MAX_MESSAGE_CHARS, Deps, Interview, llm_voice
 from ..report import Report, to_html, to_markdown
 from ..sessions import SessionStore
 from ..state import InterviewState, Level
@@ -22,11 +24,43 @@ from ..voice import LLMVoice, OfflineVoice
 RANDOM_CASE = "random"
 LEVELS = ("mid", "senior", "staff")
 MIN_MINUTES, MAX_MINUTES = 5, 180  # what InterviewState accepts
+COMMANDS = {"/hint": "a nudge on what to cover next", "/next": "move on to the next phase",
+            "/end": "finish and get your report"}
+# "/word" alone or followed by text is meant as a command; "/usr/bin/..." or "/ 2" is not.
+_COMMAND = re.compile(r"^(/[A-Za-z]+)(?:\s|$)")
+
+
+def commands_text() -> str:
+    return "; ".join(f"{c} {what}" for c, what in COMMANDS.items())
+
+
+def command_names() -> str:
+    return ", ".join(list(COMMANDS)[:-1]) + " or " + list(COMMANDS)[-1]
+
+
+def message_problem(text: str | None) -> tuple[str, str] | None:
+    """(kind, message for the candidate) when `text` should not be sent, else None.
+
+    The engine checks empty and over-long messages too; the UI checks first so it can
+    say so next to the box and keep the text there. Unknown commands never reach the
+    engine (it would grade "/foo" as an answer).
+    """
+    text = (text or "").strip()
+    if not text:
+        return "empty", f"Type an answer first (or {command_names()})."
+    if len(text) > MAX_MESSAGE_CHARS:
+        return "too_long", (f"That is {len(text):,} characters; the limit is {MAX_MESSAGE_CHARS:,}. "
+                            "Please split it into two messages.")
+    m = _COMMAND.match(text)
+    if m and m.group(1).lower() not in COMMANDS:
+        return "unknown_command", f"{m.group(1)} is not a command: use {command_names()}."
+    return None
 
 
 @dataclass(frozen=True)
 class Finished:
     report: Report
+    state: InterviewState
     markdown_path: Path
     html_path: Path
 
@@ -64,13 +98,18 @@ class Control:
         iv.state.voice = voice
         return iv
 
-    def resumable(self, session_id: str | None) -> InterviewState | None:
-        """The saved state of an unfinished interview with this id, if there is one."""
+    def lookup(self, session_id: str | None) -> InterviewState | None:
+        """The saved state under this id (finished or not), if it exists and its case is still known."""
         try:
             state = self.store.load(session_id) if session_id else None
-        except SessionNotFoundError:
+        except (SessionNotFoundError, BadInputError):  # unknown id, or its saved state is damaged
             return None
-        return state if state and not state.finished and state.case_id in self.deps.cases else None
+        return state if state and state.case_id in self.deps.cases else None
+
+    def resumable(self, session_id: str | None) -> InterviewState | None:
+        """The saved state of an unfinished interview with this id, if there is one."""
+        state = self.lookup(session_id)
+        return state if state and not state.finished else None
 
     def resume(self, state: InterviewState) -> Interview:
         """Rebuild the interview from its saved state; it goes on saving to the same row."""
@@ -81,9 +120,18 @@ class Control:
         """Save the report with the session and write the two downloads."""
         report = iv.report()
         self.store.save(iv.state, report)
-        folder = self.out_dir / f"{iv.state.session_id}-{secrets.token_hex(4)}"
+        return self._downloads(iv.state, report)
+
+    def reopen(self, state: InterviewState) -> Finished | None:
+        """A finished interview's saved report, with fresh downloads (None if it has no report)."""
+        report = self.store.report(state.session_id) if state.finished else None
+        return self._downloads(state, report) if report else None
+
+    def _downloads(self, state: InterviewState, report: Report) -> Finished:
+        """The report with the whole conversation under it, as Markdown and as an HTML page."""
+        folder = self.out_dir / f"{state.session_id}-{secrets.token_hex(4)}"
         folder.mkdir(parents=True, exist_ok=True)
-        md, page = folder / f"mlsd-report-{iv.state.case_id}.md", folder / f"mlsd-report-{iv.state.case_id}.html"
-        md.write_text(to_markdown(report), encoding="utf-8")
-        page.write_text(to_html(report), encoding="utf-8")
-        return Finished(report, md, page)
+        md, page = folder / f"mlsd-report-{state.case_id}.md", folder / f"mlsd-report-{state.case_id}.html"
+        md.write_text(to_markdown(report, state.turns), encoding="utf-8")
+        page.write_text(to_html(report, state.turns), encoding="utf-8")
+        return Finished(report, state, md, page)

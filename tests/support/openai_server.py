@@ -92,6 +92,7 @@ class Fault:
     * :meth:`delay` - wait before answering (to trigger client timeouts).
     * :meth:`malformed` - HTTP 200 whose body is not valid JSON.
     * :meth:`cut_stream` - a response that stops part-way and drops the connection.
+    * :meth:`trickle` - a streamed reply whose words arrive slowly, one by one.
     """
 
     kind: str
@@ -125,6 +126,15 @@ class Fault:
         the server is closed, so a long delay never slows down teardown.
         """
         return cls(kind="delay", seconds=seconds, then=then)
+
+    @classmethod
+    def trickle(cls, seconds_per_word: float, reply: str) -> "Fault":
+        """Stream ``reply`` one word every ``seconds_per_word`` (each read is quick, the whole is slow).
+
+        Non-streaming requests get the whole reply after the same total wait. The wait
+        ends early if the server is closed or the client goes away.
+        """
+        return cls(kind="trickle", seconds=seconds_per_word, reply=reply)
 
     @classmethod
     def malformed(cls) -> "Fault":
@@ -294,6 +304,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_raw(200, _MALFORMED_BODY, "application/json")
         elif item.kind == "cut_stream":
             self._send_cut(model, item, stream)
+        elif item.kind == "trickle":
+            self._send_trickle(model, item, stream)
         else:  # pragma: no cover - only reachable by building Fault(kind=...) by hand
             self._send_error(500, f"unknown fault kind {item.kind!r}")
 
@@ -374,6 +386,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(full)))
         self.end_headers()
         self.wfile.write(partial[: len(partial) // 2])
+
+    def _send_trickle(self, model: str, fault: Fault, stream: bool) -> None:
+        if not stream:
+            words = len(_split_words(fault.reply))
+            if not self.server.stopping.wait(fault.seconds * words):
+                self._send_json(200, self._completion(model, fault.reply, ""))
+            return
+        self._start_chunked()
+        for i, obj in enumerate(self._chunks(model, fault.reply, include_usage=False)):
+            if i and self.server.stopping.wait(fault.seconds):  # the role chunk comes at once
+                return
+            self._write_event(obj)
+            self.wfile.flush()
+        self._write_chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
 
     # -- low-level writers -------------------------------------------------------
     def _send_error(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:

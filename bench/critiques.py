@@ -1,0 +1,72 @@
+"""Critique judgment on our own labeled messages (bench/data/critiques.jsonl), tuned vs held-out cases.
+
+Each item is its own short interview, as ../shared/eval/critiques.py runs them: /next up to
+the item's phase, the message, and the turn that answers it is judged. A mistake is
+challenged on point when that turn is a `critique` naming one of the item's `about`
+words; a correct answer raises a false alarm when it gets such a critique.
+usage: python bench/critiques.py [--split tune|heldout|all] [--show N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mlsd_bot.config import load_settings  # noqa: E402
+from mlsd_bot.contract import PHASES  # noqa: E402
+from mlsd_bot.interview import Interview, build_deps  # noqa: E402
+
+
+def judge(deps, item: dict) -> tuple[bool, dict]:
+    iv = Interview.new(deps, item["case"])
+    list(iv.open())
+    for _ in range(PHASES.index(item["phase"])):
+        list(iv.send("/next"))
+    list(iv.send(item["text"]))
+    t = iv.turn_json(iv.last_turn)
+    named = t["action"] == "critique" and any(k.lower() in t["text"].lower() for k in item["about"])
+    return named, t
+
+
+def score(deps, items: list[dict], show: int = 0) -> tuple[float, float]:
+    hits = alarms = n_m = n_c = 0
+    shown = 0
+    for item in items:
+        named, t = judge(deps, item)
+        if item["mistake"]:
+            n_m += 1
+            hits += named
+        else:
+            n_c += 1
+            alarms += named
+        if show and shown < show and named != item["mistake"]:
+            shown += 1
+            kind = "missed" if item["mistake"] else "false alarm"
+            print(f"  {kind} [{item.get('pitfall')}] {item['case']}/{item['phase']}: {item['text'][:90]!r}\n"
+                  f"     -> {t['action']}: {t['text'][:110]!r}")
+    return hits / max(n_m, 1), alarms / max(n_c, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--split", choices=["tune", "heldout", "all"], default="all")
+    ap.add_argument("--show", type=int, default=0)
+    args = ap.parse_args()
+    split = yaml.safe_load((ROOT / "bench" / "split.yaml").read_text())
+    items = [json.loads(x) for x in (ROOT / "bench" / "data" / "critiques.jsonl").read_text().splitlines() if x.strip()]
+    deps = build_deps(load_settings(), voice="offline")
+    for name in (["tune", "heldout"] if args.split == "all" else [args.split]):
+        part = [i for i in items if i["case"] in split[name]]
+        recall, false = score(deps, part, args.show)
+        print(f"critiques ({name}, {len(part)} messages): recall {recall:.2f}, false alarms {false:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Spotting a design mistake the candidate actually made (not one they rejected).
+
+The catalogue (data/pitfalls.yaml) gives each pitfall a cheap regex gate, the
+cases where it is a mistake, and two sets of example sentences: candidates
+making the mistake, and look-alikes that are fine (rejecting it, contrasting
+it, the correct counterpart). A sentence is a mistake when
+
+1. a cue matches, outside the scope of a negation or contrast ("not randomly",
+   "instead of accuracy", "accuracy is meaningless here"), and
+2. its MiniLM embedding is closer to the mistake examples than to the
+   look-alikes, by a margin, and close enough to them in absolute terms - a
+   much higher bar for a pitfall of another phase than the one being discussed;
+3. of all pitfalls, this one's examples (mistakes or look-alikes) are the
+   nearest to the sentence: a sentence about accuracy on rare fraud is not
+   about launching on an offline gain, even if both mention AUC;
+4. the message does not use the vocabulary of the fix: words that several
+   look-alikes share and no mistake example uses ("logQ", "point-in-time",
+   "recalibrate"), learned from the catalogue itself.
+Thresholds were chosen on the tune cases of bench/data/critiques.jsonl (bench/critiques.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .contract import PHASES, SIGNALS
+from .embeddings import MiniLM
+from .retrieval import terms
+from .signals import encode_cached
+
+PITFALLS = Path(__file__).parent / "data" / "pitfalls.yaml"
+MISTAKE_FLOOR = 0.55  # cosine to the nearest mistake example, for a pitfall of the phase under discussion
+MARGIN = 0.03  # ... and at least this much closer than to the nearest look-alike
+CLOSE_FLOOR, CLOSE_MARGIN = 0.5, 0.08  # or: a little less close, but clearly closer to the mistakes
+OFF_PHASE_FLOOR = 0.8  # the same for a pitfall of another phase: only an unmistakable match
+OFF_PHASE_MARGIN = 0.1
+NEAREST_SLACK = 0.05  # how far another pitfall's examples may be nearer before this one is ruled out
+FIX_WORD_MIN = 2  # a fix word appears in at least this many look-alikes and in no mistake example
+_CLAUSE_END = re.compile(r"[,;:()\u2014]|\s-\s|\b(?:but|so|and then|whereas|while|then)\b", re.I)
+_NEGATOR = re.compile(r"\b(?:not|no|never|nor|without|instead of|rather than|avoid\w*|against|beyond|other than|"
+                      r"stop\w*|unlike|skip\w*|drop\w*|won'?t|wouldn'?t|don'?t|doesn'?t|can'?t|cannot|isn'?t|"
+                      r"aren'?t|shouldn'?t|mustn'?t|neither)\b|n't\b", re.I)
+_REJECTED_AFTER = re.compile(r"^\W{0,3}(?:\w+\W+){0,4}?(?:is|are|would be|gets?|looks?)\s+(?:\w+\s+)?"
+                             r"(?:misleading|meaningless|useless|wrong|a trap|broken|uninformative|not enough|"
+                             r"insufficient|not what|no good|pointless|dangerous|risky|biased|leaky)"
+                             r"|^\W{0,3}(?:\w+\W+){0,3}?(?:would |will )?(?:leaks?|fails?|breaks?|hides?|misleads?|"
+                             r"lies|tells? (?:you )?nothing|can'?t|cannot|won'?t work|doesn'?t work)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Pitfall:
+    id: str
+    phase: str  # where it is judged and penalised; its pushback lives in this phase's notes
+    signal: str  # the signal whose grade an unfixed mistake caps
+    name: str  # how the critique names the choice, mid-sentence
+    cases: frozenset[str] | None  # where it is a mistake (None: everywhere except fine_in)
+    fine_in: frozenset[str]
+    cues: tuple[re.Pattern, ...]
+    mistake: tuple[str, ...]
+    correct: tuple[str, ...]
+    question: str
+
+    def applies_to(self, case: str) -> bool:
+        return case not in self.fine_in and (self.cases is None or case in self.cases)
+
+
+def load_pitfalls(path: Path = PITFALLS) -> list[Pitfall]:
+    out = []
+    for r in yaml.safe_load(path.read_text(encoding="utf-8")):
+        if r["phase"] not in PHASES or r["signal"] not in SIGNALS:
+            raise ValueError(f"{path.name}: pitfall {r['id']} has an unknown phase or signal")
+        out.append(Pitfall(r["id"], r["phase"], r["signal"], r["name"],
+                           frozenset(r["cases"]) if r.get("cases") else None, frozenset(r.get("fine_in") or ()),
+                           tuple(re.compile(c, re.I) for c in r["cues"]), tuple(r["mistake"]),
+                           tuple(r.get("correct") or ()), r["question"]))
+    return out
+
+
+@dataclass(frozen=True)
+class Spotted:
+    pitfall: Pitfall
+    sentence: str
+    cue: str  # the words of the sentence the cue matched: what the candidate said
+    margin: float
+
+
+def rejected(sentence: str, start: int, end: int) -> bool:
+    """Is the matched choice negated or contrasted in its own clause ("not randomly", "X is misleading")?"""
+    before = sentence[:start]
+    clause = _CLAUSE_END.split(before)[-1] if _CLAUSE_END.search(before) else before
+    if _NEGATOR.search(clause):
+        return True
+    after = sentence[end:]
+    return bool(_REJECTED_AFTER.search(_CLAUSE_END.split(after)[0] if after else ""))
+
+
+def fix_words(p: Pitfall) -> set[str]:
+    """Words of the fix: shared by several look-alikes, used by no mistake example."""
+    counts: dict[str, int] = {}
+    for s in p.correct:
+        for w in set(terms(s)):
+            if len(w) > 3:
+                counts[w] = counts.get(w, 0) + 1
+    used = {w for s in p.mistake for w in terms(s)}
+    return {w for w, c in counts.items() if c >= FIX_WORD_MIN and w not in used}
+
+
+class MistakeSpotter:
+    def __init__(self, pitfalls: list[Pitfall], encoder: MiniLM, cache_dir: Path | None = None):
+        self.pitfalls, self.encoder = pitfalls, encoder
+        texts = [s for p in pitfalls for s in (*p.mistake, *p.correct)]
+        vectors = encode_cached(encoder, texts, cache_dir) if texts else np.zeros((0, 384), np.float32)
+        self._all = vectors
+        self._owner = np.array([i for i, p in enumerate(pitfalls) for _ in (*p.mistake, *p.correct)])
+        self._vec: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._fix = {p.id: fix_words(p) for p in pitfalls}
+        i = 0
+        for p in pitfalls:
+            m, c = len(p.mistake), len(p.correct)
+            self._vec[p.id] = (vectors[i:i + m], vectors[i + m:i + m + c])
+            i += m + c
+
+    def spot(self, sentences: list[str], case: str, phase: str | None = None,
+             skip: set[str] = frozenset()) -> list[Spotted]:
+        """Mistakes in `sentences` (one message), best first; pitfalls in `skip` (already raised) are not looked for."""
+        words = {w for s in sentences for w in terms(s)}
+        # A mistake may need its neighbour for context ("Phishing is 1 in 1,000; I'd report ROC-AUC."),
+        # so the whole message is read as one more unit.
+        sentences = sentences + [" ".join(sentences)] if 1 < len(sentences) <= 4 else sentences
+        gated = [(p, s, m) for p in self.pitfalls
+                 if p.id not in skip and p.applies_to(case) and not self._fix[p.id] & words
+                 for s in sentences for m in [self._cue(p, s)] if m]
+        if not gated:
+            return []
+        vecs = self.encoder.encode(sorted({s for _, s, _ in gated}))
+        index = {s: i for i, s in enumerate(sorted({s for _, s, _ in gated}))}
+        found = []
+        for p, s, m in gated:
+            v = vecs[index[s]]
+            if not self._nearest(v, p):
+                continue
+            mis, cor = self._vec[p.id]
+            sim_m = float((mis @ v).max()) if len(mis) else 0.0
+            sim_c = float((cor @ v).max()) if len(cor) else 0.0
+            if phase in (None, p.phase):
+                hit = ((sim_m >= MISTAKE_FLOOR and sim_m - sim_c >= MARGIN)
+                       or (sim_m >= CLOSE_FLOOR and sim_m - sim_c >= CLOSE_MARGIN))
+            else:
+                hit = sim_m >= OFF_PHASE_FLOOR and sim_m - sim_c >= OFF_PHASE_MARGIN
+            if hit:
+                found.append(Spotted(p, s, m.group(0), sim_m - sim_c))
+        return sorted(found, key=lambda f: -f.margin)
+
+    def _nearest(self, v: np.ndarray, p: Pitfall) -> bool:
+        """Is `p` (within a little slack) the pitfall whose examples are nearest to this sentence?"""
+        sims = self._all @ v
+        best = np.full(len(self.pitfalls), -1.0)
+        np.maximum.at(best, self._owner, sims)
+        return best[self.pitfalls.index(p)] >= best.max() - NEAREST_SLACK
+
+    @staticmethod
+    def _cue(p: Pitfall, sentence: str) -> re.Match | None:
+        """The first cue match that is not negated or contrasted."""
+        for cue in p.cues:
+            for m in cue.finditer(sentence):
+                if not rejected(sentence, m.start(), m.end()):
+                    return m
+        return None
