@@ -1,7 +1,9 @@
 """Choose the signal detector's thresholds (constants at the top of mlsd_bot/signals.py) on the tune half only.
 
 Coordinate search: each constant in turn over its grid, the others held, two rounds,
-keeping a change only when it raises micro-F1 on the tune half's messages. The held-out
+(CONTEXT_BONUS is not searched: the bench messages carry no question they answer)
+keeping a change only when it raises micro-F1 on the tune half's messages (on a tie, the
+value nearest the current one). The held-out
 half is scored once for the current and for the chosen values and printed beside them
 - it never steers the choice. Nothing is written: copy the chosen values into signals.py.
 Usage: .venv/bin/python bench/tune_signals.py
@@ -26,6 +28,7 @@ from mlsd_bot.embeddings import get_encoder  # noqa: E402
 
 GRID = {
     "SIM_FLOOR": [round(0.40 + 0.025 * i, 3) for i in range(13)],  # 0.40 .. 0.70
+    "RAW_FLOOR": [round(0.40 + 0.025 * i, 3) for i in range(13)],
     "NEG_MARGIN": [-0.04, -0.02, 0.0, 0.02, 0.04, 0.06],
     "RUNNER_UP": [0.0, 0.01, 0.02, 0.03, 0.05, 0.08],
     "PHASE_BONUS": [0.0, 0.04, 0.08, 0.10, 0.12, 0.14, 0.16, 0.20],
@@ -64,14 +67,16 @@ def apply(values: dict[str, float]) -> None:
 
 
 def search(detector, tune: list[dict], start: dict[str, float]) -> dict[str, float]:
+    """Among values with the same tune F1, the one nearest the current setting wins: no change without gain."""
     best, best_f1 = dict(start), f1(detector, tune)[2]
     for rnd in range(ROUNDS):
         for name, grid in GRID.items():
             for v in grid:
                 apply({**best, name: v})
                 score = f1(detector, tune)[2]
-                if score > best_f1 + 1e-9:
-                    best, best_f1 = {**best, name: v}, score
+                tie = abs(score - best_f1) <= 1e-9 and abs(v - start[name]) < abs(best[name] - start[name])
+                if score > best_f1 + 1e-9 or tie:
+                    best, best_f1 = {**best, name: v}, max(score, best_f1)
             apply(best)
             print(f"  round {rnd + 1}: {name:<16} = {best[name]:<6} tune F1 {best_f1:.3f}")
     return best

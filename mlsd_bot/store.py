@@ -112,9 +112,12 @@ class KnowledgeIndex:
             self.store = Chroma(client=client, collection_name=COLLECTION,
                                 embedding_function=MiniLMEmbeddings(self.encoder))
 
-    def is_empty(self) -> bool:
+    def count(self) -> int:
         with _guard(self.where):
-            return self.collection.count() == 0
+            return self.collection.count()
+
+    def is_empty(self) -> bool:
+        return self.count() == 0
 
     def _indexed_digests(self) -> dict[str, str]:
         got = self.store.get(include=["metadatas"])
