@@ -5,7 +5,9 @@ Coordinate search: each constant in turn over its grid, the others held, two rou
 keeping a change only when it raises micro-F1 on the tune half's messages (on a tie, the
 value nearest the current one). The held-out
 half is scored once for the current and for the chosen values and printed beside them
-- it never steers the choice. Nothing is written: copy the chosen values into signals.py.
+- it never steers the choice. Nothing is written: the chosen values go into signals.py only
+if the behaviour tests (tests/test_signals.py, test_policy.py, test_conversation.py: vague
+sentences earn nothing, plain answers count) still pass with them.
 Usage: .venv/bin/python bench/tune_signals.py
 """
 

@@ -27,15 +27,13 @@ from .embeddings import MiniLM
 from .errors import MlsdError
 
 DATA = Path(__file__).parent / "data" / "signals.yaml"
-# The thresholds below are chosen by bench/tune_signals.py on the tune half of bench/data
-# (bench/split.yaml) only; bench/interview.py reports the held-out half beside it.
-SIM_FLOOR = 0.65  # cosine a sentence needs to an exemplar, priors included
-RAW_FLOOR = 0.475  # ... and without the priors: context makes a topic likelier, never a vague sentence a topic
+SIM_FLOOR = 0.55  # cosine a sentence needs to an exemplar, priors included (tuned on bench/data)
+RAW_FLOOR = 0.52  # ... and without the priors: context makes a topic likelier, never a vague sentence a topic
 NEG_MARGIN = 0.0  # ... and how much closer it must be than to any negative
 RUNNER_UP = 0.02  # a second signal counts when its match is this close to the best one
-PHASE_BONUS = 0.16  # the current phase's signals are likelier: a prior, not a filter
-EXPLAINED_FLOOR = 0.75  # a sentence a cue already explains needs a closer semantic match to add more
-CONTEXT_BONUS = 0.08  # an answer is read in the light of the question it answers (not tuned: no bench context)
+PHASE_BONUS = 0.14  # the current phase's signals are likelier: a prior, not a filter
+EXPLAINED_FLOOR = 0.7  # a sentence a cue already explains needs a closer semantic match to add more
+CONTEXT_BONUS = 0.08  # an answer is read in the light of the question it answers: the asked topics are likelier
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 _INJECTION = re.compile(
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(rubric|instructions?|prompt|rules|scor\w*|grading)\b"

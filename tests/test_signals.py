@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from mlsd_bot import cli
+from mlsd_bot.contract import PHASES
 from mlsd_bot.embeddings import get_encoder
 from mlsd_bot.errors import ModelError
 from mlsd_bot.signals import DATA, RefinedDetector, SignalDetector, sentences, strip_injection
@@ -32,14 +33,14 @@ CUED = [
 ]
 PARAPHRASES = SEMANTIC + CUED
 CHIT_CHAT = ["Thanks, that makes sense.", "Give me a second to collect my thoughts.", "Could you repeat the question?"]
-# Too vague on their own; in the right phase of the interview they mean one thing.
+# Not quite enough on their own; in the right phase of the interview they mean one thing.
 PHASE_DEPENDENT = [
-    ("About forty million people open it each day, peaking near twenty thousand requests a second.", "clarify",
-     "scale"),
-    ("Nobody labels these by hand: a purchase within a day is our positive label.", "clarify", "labels"),
+    ("Success for the business means people come back more often.", "clarify", "business_objective"),
     ("users in one bucket get the new model", "evaluation", "ab_testing"),
     ("Let's see how the distribution of inputs moves over the weeks.", "monitoring", "drift"),
 ]
+# Too vague to be about any topic: no phase makes them one.
+VAGUE = ["the numbers will move over time", "how long it takes", "We should look at what users do after they see it."]
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +110,11 @@ def test_the_phase_is_a_prior_for_vague_sentences(detector, text: str, phase: st
     assert signal in detector.detect(text, phase).signals
 
 
+@pytest.mark.parametrize("text", VAGUE)
+def test_a_vague_sentence_earns_nothing_in_any_phase(detector, text: str) -> None:
+    assert all(detector.detect(text, phase).signals == [] for phase in (None, *PHASES))
+
+
 def test_the_phase_prior_is_not_a_filter(detector) -> None:
     text, signal = PARAPHRASES[0]
     for phase in ("clarify", "monitoring", "serving"):
@@ -165,7 +171,7 @@ def test_detect_json_prints_the_signals(run) -> None:
 
 
 def test_detect_phase_flag_is_the_prior(run) -> None:
-    text, phase, signal = PHASE_DEPENDENT[2]
+    text, phase, signal = PHASE_DEPENDENT[1]
     assert json.loads(run(text, "--json")[1]) == {"signals": []}
     assert signal in json.loads(run(text, "--phase", phase, "--json")[1])["signals"]
     # --case is context only: accepted, and the answer does not change.
@@ -173,7 +179,7 @@ def test_detect_phase_flag_is_the_prior(run) -> None:
 
 
 def test_detect_file_one_line_per_message_with_per_line_phase(run, tmp_path) -> None:
-    text, phase, signal = PHASE_DEPENDENT[2]
+    text, phase, signal = PHASE_DEPENDENT[1]
     path = tmp_path / "m.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in [
         {"text": PARAPHRASES[0][0]}, {"text": text, "phase": phase, "case": "news_feed"}, {"text": text}]) + "\n\n")
