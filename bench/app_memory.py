@@ -69,7 +69,7 @@ def interview(client: Client, case: str) -> None:
     client.predict(case, "senior", 45, "offline", api_name="/start")
     for text in MESSAGES:
         client.predict(text, api_name="/send")
-    client.predict(api_name="/end")
+    client.predict("/end", api_name="/send")
 
 
 def main() -> None:
