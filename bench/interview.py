@@ -2,7 +2,9 @@
 
 Prints, in one run:
 - micro P/R/F1 of our detector on bench/data/signals.jsonl, side by side with a
-  plain keyword-matching baseline on the same messages;
+  plain keyword-matching baseline on the same messages, on the tune half (the
+  cases whose messages the thresholds were chosen on, bench/tune_signals.py) and
+  the held-out half (never looked at while tuning), split by case (bench/split.yaml);
 - engine time per candidate turn (p50/p99, in-process, excluding start-up) over
   full interviews replayed from the same messages, one interview per case.
 Usage: .venv/bin/python bench/interview.py
@@ -21,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from halves import HALVES, by_half  # noqa: E402
 from mlsd_bot.config import load_settings  # noqa: E402
 from mlsd_bot.contract import PHASES, SIGNALS  # noqa: E402
 from mlsd_bot.embeddings import get_encoder  # noqa: E402
@@ -54,15 +57,25 @@ def prf(gold: list[list[str]], pred: list[list[str]]) -> tuple[float, float, flo
     return P, R, (2 * P * R / (P + R) if P + R else 0.0)
 
 
+def keyword_baseline(text: str, phase: str | None = None) -> list[str]:
+    """The signals whose obvious words occur in the text (the phase is not used)."""
+    return [s for s in SIGNALS if re.search(KEYWORDS[s], text, re.I)]
+
+
 def detection(rows: list[dict]) -> None:
     detector = SignalDetector(get_encoder())
-    gold = [r["signals"] for r in rows]
-    ours = [detector.detect(r["text"], r["phase"]).signals for r in rows]
-    base = [[s for s in SIGNALS if re.search(KEYWORDS[s], r["text"], re.I)] for r in rows]
-    print(f"signal detection on {len(rows)} messages ({DATA.relative_to(ROOT)})")
-    print(f"  {'':18} {'P':>5} {'R':>5} {'F1':>5}")
-    for name, pred in (("keyword baseline", base), ("mlsd-bot detector", ours)):
-        print(f"  {name:18} {prf(gold, pred)[0]:5.2f} {prf(gold, pred)[1]:5.2f} {prf(gold, pred)[2]:5.2f}")
+    halves = by_half(rows, lambda r: r["case"], lambda r: r["text"])
+    print(f"signal detection on {len(rows)} messages ({DATA.relative_to(ROOT)}): "
+          f"{len(halves['tune'])} tune, {len(halves['heldout'])} held-out (split by case)")
+    print(f"  {'':18}" + "".join(f"{h:>18}" for h in (*HALVES, "all")))
+    print(f"  {'':18}" + f"{'P':>6}{'R':>6}{'F1':>6}" * 3)
+    for name, detect in (("keyword baseline", keyword_baseline),
+                         ("mlsd-bot detector", lambda t, p: detector.detect(t, p).signals)):
+        cells = []
+        for part in (halves["tune"], halves["heldout"], rows):
+            pred = [detect(r["text"], r["phase"]) for r in part]
+            cells.append(prf([r["signals"] for r in part], pred))
+        print(f"  {name:18}" + "".join(f"{P:6.2f}{R:6.2f}{F:6.2f}" for P, R, F in cells))
 
 
 def script_for(rows: list[dict], case: str) -> list[str]:

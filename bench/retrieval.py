@@ -1,9 +1,11 @@
-"""Retrieval benchmark: ingest time, hit@5 / MRR of hybrid vs BM25 vs dense, a dense_weight sweep, latency, RSS.
+"""Retrieval benchmark: ingest times, hit@5 / MRR of hybrid vs BM25 vs dense on the tune and held-out halves,
+a dense_weight sweep over 0..1 chosen on the tune half only, latency, RSS.
 
 Run from the project root:  .venv/bin/python bench/retrieval.py
 Queries come from bench/data/retrieval.jsonl: {"query", "expect": {"case"?, "phase"?}};
-a hit matches when every expected key equals the hit's field. Everything runs in a
-temporary data dir, fully offline; nothing in the repository is written.
+a hit matches when every expected key equals the hit's field. Queries are split into
+halves by their expected case (bench/split.yaml, bench/halves.py). Everything runs in
+temporary data dirs, fully offline; nothing in the repository is written.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from halves import HALVES, by_half
+
 from mlsd_bot.config import PROJECT_ROOT, load_settings
+from mlsd_bot.embeddings import KnownVectors, MiniLM
 from mlsd_bot.retrieval import DENSE_WEIGHT, Retriever
 from mlsd_bot.store import ingest, open_index
 
 DATA = Path(__file__).parent / "data" / "retrieval.jsonl"
 K = 5
-SWEEP = (0.5, 0.6, 0.7, 0.8)
+SWEEP = tuple(round(0.1 * i, 1) for i in range(11))  # 0.0 (BM25 only) .. 1.0 (dense only)
 LATENCY_REPEATS = 5
 
 
@@ -31,16 +36,31 @@ def load_queries(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def timed_ingests(settings) -> tuple[float, float, object]:
-    """Seconds for a cold ingest (includes loading the model) and a warm one (nothing changed)."""
+def _settings(data_dir: str):
+    return load_settings({"MLSD_DATA_DIR": data_dir, "MLSD_KNOWLEDGE_DIR": str(PROJECT_ROOT / "knowledge"),
+                          "MLSD_VOICE": "offline"})
+
+
+def timed_ingest(settings, encoder: MiniLM):
+    """(seconds, report) of one ingest with this encoder."""
     t0 = time.perf_counter()
-    cold = ingest(settings, progress=None)
-    t1 = time.perf_counter()
-    warm = ingest(settings, progress=None)
-    t2 = time.perf_counter()
+    report = ingest(settings, progress=None, encoder=encoder)
+    return time.perf_counter() - t0, report
+
+
+def timed_ingests(cold_dir: str, shipped_dir: str) -> dict:
+    """Cold (every chunk through the model, model load included), from the shipped vectors
+    (a fresh clone), and warm (nothing changed) ingests of the whole knowledge base."""
+    out = {}
+    out["cold_s"], out["cold"] = timed_ingest(_settings(cold_dir), MiniLM())
+    t0 = time.perf_counter()
+    shipped = MiniLM(KnownVectors.load())
+    out["load_vectors_s"] = time.perf_counter() - t0
+    out["shipped_s"], out["shipped"] = timed_ingest(_settings(shipped_dir), shipped)
+    out["warm_s"], warm = timed_ingest(_settings(shipped_dir), shipped)
     if warm.added or warm.removed:
         sys.exit(f"warm ingest was not a no-op: {warm.summary()}")
-    return t1 - t0, t2 - t1, cold
+    return out
 
 
 def first_match(hits, expect: dict) -> int | None:
@@ -91,41 +111,67 @@ def latencies_ms(retriever: Retriever, queries: list[dict], weight: float, first
     return cuts[49], cuts[98]
 
 
-def print_table(rows: list[tuple[str, float, dict]], kinds: list[str]) -> None:
-    """One line per method: hit@K overall, MRR, and hit@K per kind of expectation."""
-    head = f"{'method':<22}{'dense_w':>8}{'hit@5':>8}{'MRR':>7}" + "".join(f"{'hit@5 ' + k:>19}" for k in kinds)
-    print(head)
-    print("-" * len(head))
-    for name, weight, r in rows:
-        print(f"{name:<22}{weight:>8.2f}{r['all']:>8.3f}{r['mrr']:>7.3f}" + "".join(f"{r[k]:>19.3f}" for k in kinds))
+def same_top_k(a: Retriever, b: Retriever, queries: list[dict]) -> int:
+    """How many queries get the same top-K ids from both retrievers."""
+    return sum([h.chunk.id for h in a.search(q["query"], k=K)] == [h.chunk.id for h in b.search(q["query"], k=K)]
+               for q in queries)
+
+
+def print_methods(retriever: Retriever, halves: dict[str, list[dict]], queries: list[dict]) -> None:
+    """hit@K and MRR of each method on the tune half, the held-out half and all queries."""
+    methods = [(f"mlsd-bot hybrid", DENSE_WEIGHT), ("BM25 baseline", 0.0), ("dense only", 1.0)]
+    head = f"{'method':<18}{'dense_w':>8}" + "".join(f"{h + ' hit@5':>15}{'MRR':>6}" for h in (*HALVES, "all"))
+    print(head + "\n" + "-" * len(head))
+    for name, w in methods:
+        cells = [score(retriever, rows, w) for rows in (halves["tune"], halves["heldout"], queries)]
+        print(f"{name:<18}{w:>8.2f}" + "".join(f"{r['all']:>15.3f}{r['mrr']:>6.3f}" for r in cells))
+    kinds = sorted({"+".join(sorted(q["expect"])) for q in queries}, key=lambda k: (k.count("+"), k))
+    r = score(retriever, queries, DENSE_WEIGHT)
+    print("hybrid hit@5 by what a query expects (all queries): "
+          + ", ".join(f"{k} {r[k]:.3f} (n={sum('+'.join(sorted(q['expect'])) == k for q in queries)})" for k in kinds))
+    print(f"misses of the hybrid: " + ("; ".join(r["misses"]) or "none"))
+
+
+def sweep(retriever: Retriever, halves: dict[str, list[dict]]) -> float:
+    """Every dense weight on both halves; the weight is chosen on the tune half only."""
+    print(f"\n{'dense_w':>8}{'tune hit@5':>12}{'MRR':>7}{'held-out hit@5':>16}{'MRR':>7}")
+    rows = []
+    for w in SWEEP:
+        t, h = score(retriever, halves["tune"], w), score(retriever, halves["heldout"], w)
+        rows.append((w, t, h))
+        print(f"{w:>8.1f}{t['all']:>12.3f}{t['mrr']:>7.3f}{h['all']:>16.3f}{h['mrr']:>7.3f}")
+    best = max(rows, key=lambda r: (round(r[1]["all"], 6), round(r[1]["mrr"], 6)))[0]
+    note = "" if best == DENSE_WEIGHT else f"  <- differs from DENSE_WEIGHT={DENSE_WEIGHT}: update retrieval.py"
+    print(f"chosen on the tune half (best hit@5, then MRR): dense_weight={best}{note}")
+    return best
 
 
 def main() -> None:
-    """Ingest into a temp dir, score every method, print the tables."""
+    """Ingest into temp dirs, score every method per half, sweep, time queries."""
     if not DATA.is_file():
         sys.exit(f"{DATA}: no such file")
     queries = load_queries(DATA)
-    with tempfile.TemporaryDirectory(prefix="mlsd-bench-") as tmp:
-        settings = load_settings({"MLSD_DATA_DIR": tmp, "MLSD_KNOWLEDGE_DIR": str(PROJECT_ROOT / "knowledge"),
-                                  "MLSD_VOICE": "offline"})
-        cold_s, warm_s, report = timed_ingests(settings)
-        retriever = Retriever(open_index(settings, build_if_missing=False))
-        kinds = sorted({"+".join(sorted(q["expect"])) for q in queries}, key=lambda k: (k.count("+"), k))
+    halves = by_half(queries, lambda q: q["expect"].get("case"), lambda q: q["query"])
+    with tempfile.TemporaryDirectory(prefix="mlsd-bench-") as cold_dir, \
+            tempfile.TemporaryDirectory(prefix="mlsd-bench-") as shipped_dir:
+        t = timed_ingests(cold_dir, shipped_dir)
+        retriever = Retriever(open_index(_settings(shipped_dir), build_if_missing=False))
+        fresh = Retriever(open_index(_settings(cold_dir), build_if_missing=False))
 
-        print(f"knowledge: {len(report.added)} notes, {report.chunks} chunks; {len(queries)} queries from {DATA.name}")
-        print(f"ingest: cold {cold_s:.1f} s (includes model load), warm {warm_s:.2f} s (nothing changed)")
+        print(f"knowledge: {len(t['cold'].added)} notes, {t['cold'].chunks} chunks; {len(queries)} queries from "
+              f"{DATA.name}: {len(halves['tune'])} tune, {len(halves['heldout'])} held-out (split by case)")
+        print(f"ingest: cold {t['cold_s']:.1f} s ({t['cold'].model_runs} chunks through the model, model load "
+              f"included); from the shipped vectors {t['shipped_s']:.1f} s ({t['shipped'].model_runs} through the "
+              f"model, + {t['load_vectors_s']:.2f} s to load them); warm {t['warm_s']:.2f} s (nothing changed)")
+        print(f"shipped (float16) vs freshly computed vectors: same top-{K} for "
+              f"{same_top_k(retriever, fresh, queries)}/{len(queries)} queries")
         print(f"BM25 baseline check: dense_weight=0.0 ranks exactly as plain BM25: {bm25_is_plain(retriever, queries)}\n")
 
-        methods = [("hybrid (default)", DENSE_WEIGHT), ("BM25 baseline", 0.0), ("dense only", 1.0)]
-        methods += [("hybrid sweep", w) for w in SWEEP]
-        rows = [(name, w, score(retriever, queries, w)) for name, w in methods]
-        print_table(rows, kinds)
-
-        print(f"\nmisses of hybrid (dense_w={DENSE_WEIGHT}): " + ("; ".join(rows[0][2]["misses"]) or "none"))
-        print("misses of BM25: " + ("; ".join(rows[1][2]["misses"]) or "none"))
+        print_methods(retriever, halves, queries)
+        sweep(retriever, halves)
 
         print(f"\nquery latency in-process (query embedding included), {len(queries)} queries x {LATENCY_REPEATS}:")
-        for i, (name, w) in enumerate(methods[:3]):
+        for i, (name, w) in enumerate([("hybrid", DENSE_WEIGHT), ("BM25 baseline", 0.0), ("dense only", 1.0)]):
             p50, p99 = latencies_ms(retriever, queries, w, first_pad=1 + i * LATENCY_REPEATS)
             print(f"  {name:<18} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

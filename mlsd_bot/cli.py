@@ -84,8 +84,11 @@ def _check_phase(phase: str | None) -> None:
 # --- commands -------------------------------------------------------------------
 
 def cmd_ingest(args, settings: Settings) -> None:
-    from .store import ingest
+    from .store import ingest, refresh_shipped_vectors
 
+    if args.refresh_vectors:  # first, so the index below is built from the fresh file
+        written, encoded = refresh_shipped_vectors(settings)
+        print(f"shipped vectors: {written} texts written, {encoded} newly encoded", file=sys.stderr)
     print(ingest(settings, rebuild=args.rebuild).summary(), file=sys.stderr)
 
 
@@ -113,12 +116,12 @@ def _search_inputs(args) -> list[dict]:
 
 
 def cmd_search(args, settings: Settings) -> None:
+    if args.k < 1:
+        raise BadInputError("-k must be at least 1")
+    items = _search_inputs(args)  # bad input fails before the index is opened (or even imported)
     from .retrieval import Retriever
     from .store import open_index
 
-    if args.k < 1:
-        raise BadInputError("-k must be at least 1")
-    items = _search_inputs(args)  # bad input fails before the index is opened
     retriever = Retriever(open_index(settings))
     case_ids = sorted({c.case for c in retriever.chunks if c.case})
     for item in items:  # all checked before any result is printed
@@ -135,15 +138,16 @@ def cmd_search(args, settings: Settings) -> None:
 
 
 def cmd_detect(args, settings: Settings) -> None:
-    from .embeddings import get_encoder
-    from .signals import SignalDetector
-
     if (args.text is None) == (args.file is None):
         raise BadInputError("give a TEXT or --file M.jsonl (exactly one)")
     _check_phase(args.phase)
     items = list(read_jsonl(args.file, "text")) if args.file else [{"text": args.text}]
     for item in items:
         _check_phase(item.get("phase"))
+    _check_detect_cases([args.case] + [item.get("case") for item in items], settings)
+    from .embeddings import get_encoder
+    from .signals import SignalDetector
+
     detector = SignalDetector(get_encoder(), cache_dir=settings.data_dir / "cache")
     for item in items:
         signals = detector.detect(item["text"], item.get("phase") or args.phase).signals
@@ -153,6 +157,18 @@ def cmd_detect(args, settings: Settings) -> None:
             _emit({"signals": signals})
         else:
             print(" ".join(signals) or "(no signal)")
+
+
+def _check_detect_cases(cases: list[str | None], settings: Settings) -> None:
+    """`--case` (and a line's "case") is context only (CONTRACT.md): detection does not depend on it,
+    but a case id that does not exist is still a bad argument."""
+    given = [c for c in cases if c is not None]
+    if given:
+        from .cases import load_cases
+
+        known = [c.id for c in load_cases(settings.knowledge_dir)]
+        for case in given:
+            _check_case(case, known)
 
 
 class SimClock:
@@ -264,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     i = sub.add_parser("ingest", help="build or refresh the vector store from knowledge/")
     i.add_argument("--rebuild", action="store_true", help="discard the index (e.g. a damaged one) and build it anew")
+    i.add_argument("--refresh-vectors", action="store_true",
+                   help="also rewrite the shipped vectors (mlsd_bot/data/embedding/vectors.npz) for the current "
+                        "notes and product data; run after editing them (`make vectors`)")
     i.set_defaults(fn=cmd_ingest)
     c = sub.add_parser("cases", help="list the case studies")
     c.add_argument("--json", action="store_true")
@@ -279,8 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("detect", help="which signals a candidate message carries")
     d.add_argument("text", nargs="?")
     d.add_argument("--file", help="JSONL of {text, phase?, case?}")
-    d.add_argument("--phase")
-    d.add_argument("--case")
+    d.add_argument("--phase", help="where the interview is: a soft prior towards that phase's signals")
+    d.add_argument("--case", help="the case being interviewed: context only (checked against the case ids); "
+                                  "signals do not depend on it")
     d.add_argument("--json", action="store_true")
     d.set_defaults(fn=cmd_detect)
     r = sub.add_parser("replay", help="run a whole interview from a JSONL file of candidate messages")

@@ -7,6 +7,7 @@ an unknown phase heading or an unknown case stops ingest with one line.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -234,9 +235,13 @@ def out_of_service(error: NoteError) -> str:
 
 
 _headers = MarkdownHeaderTextSplitter([("##", "h2"), ("###", "h3")], strip_headers=True)
-_splitter = RecursiveCharacterTextSplitter.from_tiktoken_encoder(
-    encoding_name=ENCODING, chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP
-)
+
+
+@functools.cache
+def _splitter() -> RecursiveCharacterTextSplitter:
+    """Made on first use: it loads the BPE file, which a start with an up-to-date index never needs."""
+    return RecursiveCharacterTextSplitter.from_tiktoken_encoder(
+        encoding_name=ENCODING, chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
 
 
 def chunk_note(note: Note) -> list[Chunk]:
@@ -247,7 +252,7 @@ def chunk_note(note: Note) -> list[Chunk]:
         phase = note.phase or h2.strip().lower()
         phase = PHASES[0] if phase == FACTS else phase  # facts are what the candidate clarifies
         heading = " › ".join(h for h in (h2, h3) if h)
-        for piece in _splitter.split_text(section.page_content):
+        for piece in _splitter().split_text(section.page_content):
             chunks.append(Chunk(
                 id=f"{note.source}#{len(chunks)}", source=note.source,
                 case=note.id if note.kind == "case" else None, phase=phase, heading=heading,

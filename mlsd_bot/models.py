@@ -1,10 +1,9 @@
 """The one narrow interface to chat models, with its adapters.
 
-`ChatModel.stream(messages)` yields text pieces of one assistant reply. Adapters:
-- `OpenAIChatModel`: LangChain's ChatOpenAI, for OpenAI or any OpenAI-compatible
-  server (Ollama, vLLM, llama.cpp) via OPENAI_BASE_URL;
-- `ScriptedModel`: a fake for tests and demos that replays queued replies and
-  records every call (`assert_complete()` checks nothing was left unused).
+`ChatModel.stream(messages)` yields text pieces of one assistant reply. The adapter
+is `OpenAIChatModel`: LangChain's ChatOpenAI, for OpenAI or any OpenAI-compatible
+server (Ollama, vLLM, llama.cpp) via OPENAI_BASE_URL. (The tests' fake,
+`ScriptedModel`, lives in tests/support/scripted_model.py.)
 Every provider failure becomes a `ModelError` whose message holds no secret.
 """
 
@@ -84,32 +83,6 @@ class OpenAIChatModel:
             if chars_left < 0 or tokens_left < 0:
                 raise ModelError(f"the LLM reply ran past {self.max_tokens} tokens")
             yield clean(text)  # JSON can spell lone surrogates: the reply is stored and shown
-
-
-class ScriptedModel:
-    """Replays queued replies (str) or raises queued exceptions, recording each call."""
-
-    def __init__(self, *replies: str | Exception, name: str = "scripted"):
-        self.name = name
-        self.queue: list[str | Exception] = list(replies)
-        self.calls: list[list[Message]] = []
-
-    def enqueue(self, *replies: str | Exception) -> "ScriptedModel":
-        self.queue.extend(replies)
-        return self
-
-    def stream(self, messages: list[Message]) -> Iterator[str]:
-        self.calls.append(messages)
-        if not self.queue:
-            raise ModelError("ScriptedModel has no reply queued")
-        item = self.queue.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        for word in item.split(" "):
-            yield word + " "
-
-    def assert_complete(self) -> None:
-        assert not self.queue, f"{len(self.queue)} scripted repl(ies) never used"
 
 
 class LLMSignalJudge:

@@ -5,12 +5,19 @@ notes are not re-embedded and the chunks of deleted notes are removed. Every
 note is validated before the collection is touched, so a malformed note leaves
 the previous index exactly as it was. A store Chroma cannot read (a damaged
 chroma.sqlite3) is a one-line error naming it; `ingest --rebuild` starts afresh.
+
+Documents are added and read through LangChain's `langchain_chroma.Chroma` vector store
+with our own `MiniLMEmbeddings` adapter, which answers known texts from the shipped
+vectors (embeddings.py) and runs the model only on texts it has never seen.
+`refresh_shipped_vectors` rewrites that file from what a fresh start embeds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +28,11 @@ import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import ChromaError, NotFoundError
+from langchain_chroma import Chroma
 
 from .config import Settings
-from .embeddings import MiniLMEmbeddingFunction
+from .embeddings import (VECTORS_PATH, KnownVectors, MiniLM, MiniLMEmbeddingFunction, MiniLMEmbeddings, get_encoder,
+                         shared_encoder)
 from .errors import ConfigError, IndexMissingError, StoreError
 from .knowledge import Chunk, Note, chunk_note, load_notes, out_of_service, read_notes
 
@@ -80,28 +89,38 @@ class IngestReport:
     unchanged: list[str]
     removed: list[str]
     chunks: int
+    model_runs: int = 0  # chunk texts the model had to encode (the rest came from the shipped vectors)
 
     def summary(self) -> str:
         return (f"ingest: {len(self.added)} note(s) embedded, {len(self.unchanged)} unchanged, "
-                f"{len(self.removed)} removed; {self.chunks} chunks in the index")
+                f"{len(self.removed)} removed; {self.chunks} chunks in the index "
+                f"({self.model_runs} run through the model)")
 
 
 class KnowledgeIndex:
     """The collection plus the operations the product needs on it."""
 
-    def __init__(self, client, where: str = "the knowledge index") -> None:
+    def __init__(self, client, where: str = "the knowledge index", encoder: MiniLM | None = None) -> None:
         self._client, self.where = client, where
-        # Always pass our function: Chroma must never fall back to its default
-        # embedding function, which downloads a model.
+        self.encoder = encoder or get_encoder()
+        # Always pass our function: Chroma must never fall back to its default embedding
+        # function, which downloads a model; it is stored with the collection, so any client
+        # can reopen it and query by text. LangChain's store on the same collection embeds
+        # documents with our adapter.
         with _guard(where):
             self.collection = client.get_or_create_collection(COLLECTION, embedding_function=MiniLMEmbeddingFunction())
+            self.store = Chroma(client=client, collection_name=COLLECTION,
+                                embedding_function=MiniLMEmbeddings(self.encoder))
+
+    def count(self) -> int:
+        with _guard(self.where):
+            return self.collection.count()
 
     def is_empty(self) -> bool:
-        with _guard(self.where):
-            return self.collection.count() == 0
+        return self.count() == 0
 
     def _indexed_digests(self) -> dict[str, str]:
-        got = self.collection.get(include=["metadatas"])
+        got = self.store.get(include=["metadatas"])
         return {m["source"]: m["digest"] for m in got["metadatas"]}
 
     def ingest(self, notes: list[Note], progress: Callable[[str], None] | None = None,
@@ -115,8 +134,9 @@ class KnowledgeIndex:
         current = {n.source for n in notes}
         removed = sorted(set(indexed) - current - keep)
         for source in removed:
-            self.collection.delete(where={"source": source})
+            self.store.delete(where={"source": source})
         added, unchanged = [], []
+        runs_before = self.encoder.model_runs
         for i, note in enumerate(notes, 1):
             if indexed.get(note.source) == note.digest:
                 unchanged.append(note.source)
@@ -125,21 +145,18 @@ class KnowledgeIndex:
             added.append(note.source)
             if progress:
                 progress(f"[{i}/{len(notes)}] embedded {note.source}")
-        return IngestReport(added, unchanged, removed, self.collection.count())
+        return IngestReport(added, unchanged, removed, self.collection.count(), self.encoder.model_runs - runs_before)
 
     def _replace(self, note: Note) -> None:
         chunks = chunk_note(note)
-        self.collection.delete(where={"source": note.source})
-        self.collection.add(
-            ids=[c.id for c in chunks],
-            documents=[c.text for c in chunks],
-            metadatas=[_metadata(c) for c in chunks],
-        )
+        self.store.delete(where={"source": note.source})
+        self.store.add_texts([c.text for c in chunks], metadatas=[_metadata(c) for c in chunks],
+                             ids=[c.id for c in chunks])
 
     def all_chunks(self) -> tuple[list[Chunk], np.ndarray]:
         """Every chunk with its stored vector (rows of the matrix, in the same order)."""
         with _guard(self.where):
-            got = self.collection.get(include=["documents", "metadatas", "embeddings"])
+            got = self.store.get(include=["documents", "metadatas", "embeddings"])
         chunks = [_chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
         return chunks, np.asarray(got["embeddings"], dtype=np.float32).reshape(len(chunks), -1)
 
@@ -160,19 +177,51 @@ def _stderr_progress(line: str) -> None:
 
 
 def ingest(settings: Settings, progress: Callable[[str], None] | None = _stderr_progress,
-           rebuild: bool = False) -> IngestReport:
+           rebuild: bool = False, encoder: MiniLM | None = None) -> IngestReport:
     """Validate every note first (strict: one bad note stops it), then bring the index up to date.
 
     `rebuild` discards the index first (a damaged local store, or the server's collection).
+    `encoder` defaults to the shared one (shipped vectors first); pass `MiniLM()` to embed
+    everything with the model, as bench/retrieval.py does to time a cold ingest.
     """
     notes = load_notes(settings.knowledge_dir)
     if rebuild:
         _discard(settings)
-    return _open(settings).ingest(notes, progress)
+    return _open(settings, encoder).ingest(notes, progress)
 
 
-def _open(settings: Settings) -> KnowledgeIndex:
-    return KnowledgeIndex(open_client(settings), where=_where(settings))
+def _open(settings: Settings, encoder: MiniLM | None = None) -> KnowledgeIndex:
+    return KnowledgeIndex(open_client(settings), where=_where(settings), encoder=encoder)
+
+
+def startup_vectors(settings: Settings, encoder: MiniLM) -> dict[str, "np.ndarray"]:
+    """Every text a fresh start embeds, with its vector: the interviewer's dependencies are built
+    in an empty data dir (so the index, the detector's exemplars, the mistake spotter's examples and
+    every case's facts are embedded) with `encoder` as the shared encoder, which records them."""
+    from .interview import build_deps
+
+    load_notes(settings.knowledge_dir)  # strict: a broken note stops it, as ingest does
+    encoder.recorded = {}
+    try:
+        with shared_encoder(encoder), tempfile.TemporaryDirectory(prefix="mlsd-vectors-") as tmp:
+            fresh = dataclasses.replace(settings, data_dir=Path(tmp), chroma_url=None)
+            deps = build_deps(fresh, voice="offline")
+            for case in deps.cases:
+                deps.factbook(case)
+            _forget_local_client(fresh.index_dir)
+        return encoder.recorded
+    finally:
+        encoder.recorded = None
+
+
+def refresh_shipped_vectors(settings: Settings, path: Path = VECTORS_PATH) -> tuple[int, int]:
+    """Rewrite the shipped vectors from what a fresh start embeds: texts already in the file keep
+    their rows bit for bit, new ones are encoded, gone ones dropped. Returns (written, newly encoded)."""
+    encoder = MiniLM(KnownVectors.load(path))
+    recorded = startup_vectors(settings, encoder)
+    texts = list(recorded)
+    vectors = np.stack([recorded[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+    return KnownVectors.save(texts, vectors, path), encoder.model_runs
 
 
 def _discard(settings: Settings) -> None:

@@ -1,13 +1,21 @@
-"""The terminal interview (`mlsd-bot chat`), saved sessions (`sessions`, `report`) and resume."""
+"""The terminal interview (`mlsd-bot chat`), saved sessions (`sessions`, `report`) and resume.
+
+The first test runs the real console script in a child process; the others call
+`mlsd_bot.cli.main` in this process (stdin replaced), which saves a Python start,
+an index open and a model load per command.
+"""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
 import subprocess
 
 import pytest
 
+from mlsd_bot.cli import main
 from mlsd_bot.config import PROJECT_ROOT, load_settings
 from mlsd_bot.interview import Interview
 from mlsd_bot.sessions import SessionStore
@@ -24,7 +32,8 @@ def data_dir(real_index_settings, tmp_path):
 
 
 @pytest.fixture
-def cli(data_dir, subprocess_env, tmp_path):
+def console(data_dir, subprocess_env, tmp_path):
+    """The real console script in a child process."""
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
         env = subprocess_env(MLSD_DATA_DIR=str(data_dir), MLSD_KNOWLEDGE_DIR=str(PROJECT_ROOT / "knowledge"))
         return subprocess.run([str(MLSD_BOT), *args], input=stdin, env=env, cwd=tmp_path, capture_output=True,
@@ -32,7 +41,28 @@ def cli(data_dir, subprocess_env, tmp_path):
     return run
 
 
-def test_chat_runs_an_interview_and_ends_with_the_report(cli, data_dir):
+@pytest.fixture
+def cli(data_dir, monkeypatch, capsys):
+    """`mlsd-bot ARGS` in this process, `stdin` as its standard input; returns a CompletedProcess."""
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        with monkeypatch.context() as m:
+            for key in [k for k in os.environ if k.startswith(("MLSD_", "OPENAI_"))]:
+                m.delenv(key)
+            m.setenv("MLSD_DATA_DIR", str(data_dir))
+            m.setenv("MLSD_KNOWLEDGE_DIR", str(PROJECT_ROOT / "knowledge"))
+            m.setenv("MLSD_VOICE", "offline")
+            m.setattr("sys.stdin", io.StringIO(stdin))
+            capsys.readouterr()
+            try:
+                code = main(list(args))
+            except SystemExit as e:
+                code = e.code
+            out = capsys.readouterr()
+        return subprocess.CompletedProcess(["mlsd-bot", *args], code, out.out, out.err)
+    return run
+
+
+def test_chat_runs_an_interview_and_ends_with_the_report(console, cli, data_dir):
     script = "\n".join([
         "We expect around 300 million daily active users and the feed must load in under 200 ms.",
         "",  # an empty line is refused with a reason, and the interview goes on
@@ -40,7 +70,7 @@ def test_chat_runs_an_interview_and_ends_with_the_report(cli, data_dir):
         "/next",
         "/end",
     ]) + "\n"
-    proc = cli("chat", "--case", "news_feed", stdin=script)
+    proc = console("chat", "--case", "news_feed", stdin=script)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     problem = next(json.loads(line) for line in cli("cases", "--json").stdout.splitlines())

@@ -13,13 +13,14 @@ import traceback
 import pytest
 
 from support.openai_server import FakeOpenAIServer, Fault
+from support.scripted_model import ScriptedModel
 
 from mlsd_bot import tokens
 from mlsd_bot.config import load_settings
 from mlsd_bot.contract import PHASES
 from mlsd_bot.errors import ModelError
 from mlsd_bot.interview import Interview, build_deps, llm_voice
-from mlsd_bot.models import OpenAIChatModel, ScriptedModel
+from mlsd_bot.models import OpenAIChatModel
 from mlsd_bot.report import to_html, to_markdown
 from mlsd_bot.sessions import SessionStore
 from mlsd_bot.state import InterviewState

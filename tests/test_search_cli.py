@@ -1,8 +1,14 @@
-"""The real `mlsd-bot` console script: `cases --json`, `search --json`, `--file` batch mode and one-line errors."""
+"""The `mlsd-bot` command line: `cases --json`, `search --json`, `--file` batch mode and one-line errors.
+
+Most runs call `mlsd_bot.cli.main` in this process (the same argument parsing, output
+and exit codes, without a Python start per call); the tests marked `console script`
+run the real installed `mlsd-bot` in a child process, with its own exit code and streams.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlsd_bot.cases import load_cases
+from mlsd_bot.cli import main
 from mlsd_bot.config import PROJECT_ROOT
 from mlsd_bot.contract import CONTRACT_CASES, PHASES
 
@@ -18,13 +25,35 @@ HIT_KEYS = {"id", "source", "case", "phase", "score", "text"}
 
 
 @pytest.fixture
-def cli(real_index_settings, subprocess_env, tmp_path):
-    """Run the console script against the session's real index; returns CompletedProcess."""
+def console(real_index_settings, subprocess_env, tmp_path):
+    """Run the real console script against the session's real index; returns CompletedProcess."""
     def run(*args: str, **env: str) -> subprocess.CompletedProcess:
         env = {"MLSD_DATA_DIR": str(real_index_settings.data_dir),
                "MLSD_KNOWLEDGE_DIR": str(real_index_settings.knowledge_dir), **env}
         return subprocess.run([str(MLSD_BOT), *map(str, args)], env=subprocess_env(**env), cwd=tmp_path,
                               capture_output=True, text=True, encoding="utf-8", timeout=300)
+
+    return run
+
+
+@pytest.fixture
+def cli(real_index_settings, monkeypatch, capsys):
+    """`mlsd-bot ARGS` in this process, against the session's real index; returns a CompletedProcess."""
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+        base = {"MLSD_DATA_DIR": str(real_index_settings.data_dir),
+                "MLSD_KNOWLEDGE_DIR": str(real_index_settings.knowledge_dir), "MLSD_VOICE": "offline"}
+        with monkeypatch.context() as m:
+            for key in [k for k in os.environ if k.startswith(("MLSD_", "OPENAI_"))]:
+                m.delenv(key)
+            for key, value in {**base, **env}.items():
+                m.setenv(key, str(value))
+            capsys.readouterr()
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse
+                code = e.code
+            out = capsys.readouterr()
+        return subprocess.CompletedProcess(["mlsd-bot", *args], code, out.out, out.err)
 
     return run
 
@@ -74,9 +103,10 @@ def test_cases_json_lists_every_case_with_its_problem(cli, real_index_settings) 
 
 # --- search -----------------------------------------------------------------------
 
-def test_search_json_shape_best_first_and_k(cli) -> None:
+def test_search_json_shape_best_first_and_k(cli, console) -> None:
     query = "how to detect drift in feature distributions"
-    default = _ok_json(cli("search", query, "--json"))
+    default = _ok_json(console("search", query, "--json"))  # the console script, as users run it
+    assert default == _ok_json(cli("search", query, "--json"))
     _check_hits(default, 5)
     top3 = _ok_json(cli("search", query, "-k", "3", "--json"))
     _check_hits(top3, 3)
@@ -168,11 +198,15 @@ ERRORS = {
 }
 
 
+CONSOLE_ERRORS = {"unknown_case", "bad_json_line", "k_not_a_number"}  # these through the real console script
+
+
 @pytest.mark.parametrize("name", sorted(ERRORS))
-def test_errors_are_one_line_on_stderr_and_exit_non_zero(cli, tmp_path: Path, name: str) -> None:
+def test_errors_are_one_line_on_stderr_and_exit_non_zero(cli, console, tmp_path: Path, name: str) -> None:
     args, code, message = ERRORS[name]
     paths = {k: str(v) for k, v in _bad_files(tmp_path).items()} | {"tmp": str(tmp_path)}
-    proc = cli(*(a.format(**paths) for a in args))
+    run = console if name in CONSOLE_ERRORS else cli
+    proc = run(*(a.format(**paths) for a in args))
     assert proc.returncode == code
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
@@ -181,9 +215,9 @@ def test_errors_are_one_line_on_stderr_and_exit_non_zero(cli, tmp_path: Path, na
     assert "Traceback" not in proc.stderr
 
 
-def test_ingest_of_a_malformed_note_is_one_line_naming_the_file(cli, kb_dir: Path, tmp_path: Path) -> None:
+def test_ingest_of_a_malformed_note_is_one_line_naming_the_file(console, kb_dir: Path, tmp_path: Path) -> None:
     (kb_dir / "case_studies" / "toy_feed.md").write_text("---\nid: toy_feed\n---\n")
-    proc = cli("ingest", MLSD_DATA_DIR=tmp_path / "d", MLSD_KNOWLEDGE_DIR=kb_dir)
+    proc = console("ingest", MLSD_DATA_DIR=tmp_path / "d", MLSD_KNOWLEDGE_DIR=kb_dir)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "mlsd-bot: error: case_studies/toy_feed.md: front matter needs a non-empty 'title'"]

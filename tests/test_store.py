@@ -63,7 +63,7 @@ def test_ingest_builds_the_index_with_every_chunk_and_its_metadata(settings) -> 
     assert sorted(report.added) == ALL_SOURCES
     assert report.unchanged == [] and report.removed == []
     expected = _expected_chunks(settings)
-    assert report.chunks == len(expected) == _index(settings).collection.count()
+    assert report.chunks == len(expected) == _index(settings).count()
     assert _stored(settings) == expected  # ids, source, case (None for framework), phase, heading, text, digest
     chunks, vectors = _index(settings).all_chunks()
     assert vectors.shape == (len(chunks), 384)  # each row is the embedding of that chunk's text
@@ -109,7 +109,7 @@ def test_deleting_a_note_removes_its_chunks(settings) -> None:
 
     report = ingest(settings, progress=None)
     assert report.removed == ["framework/monitoring.md"] and report.added == []
-    assert report.chunks == first.chunks - len(gone) == _index(settings).collection.count()
+    assert report.chunks == first.chunks - len(gone) == _index(settings).count()
     assert all(c.source != "framework/monitoring.md" for c in _stored(settings))
     hits = Retriever(_index(settings)).search("population stability index", k=10)
     assert all(h.chunk.source != "framework/monitoring.md" for h in hits)
@@ -131,7 +131,7 @@ def test_malformed_note_stops_ingest_and_leaves_the_previous_index_usable(settin
     assert err.value.path == "case_studies/toy_blur.md"
 
     index = _index(settings)
-    assert index.collection.count() == len(before_chunks)
+    assert index.count() == len(before_chunks)
     assert _stored(settings) == before_chunks
     after_hits = Retriever(index).search(query)
     assert [h.chunk.id for h in after_hits] == [h.chunk.id for h in before_hits]
@@ -140,7 +140,7 @@ def test_malformed_note_stops_ingest_and_leaves_the_previous_index_usable(settin
 def test_open_index_builds_a_missing_index(settings) -> None:
     assert not settings.index_dir.exists()
     index = open_index(settings)
-    assert index.collection.count() == len(_expected_chunks(settings))
+    assert index.count() == len(_expected_chunks(settings))
 
 
 def test_open_index_picks_up_an_edited_note_without_a_manual_ingest(settings) -> None:
@@ -156,7 +156,7 @@ def test_open_index_serves_the_previous_index_when_a_note_breaks(settings, capsy
     before = _stored(settings)
     (settings.knowledge_dir / "case_studies" / "toy_blur.md").write_text("---\nid: [broken\n---\n")
     index = open_index(settings)
-    assert index.collection.count() == len(before) and _stored(settings) == before
+    assert index.count() == len(before) and _stored(settings) == before
     warning = capsys.readouterr().err.strip()
     assert warning.count("\n") == 0 and "case_studies/toy_blur.md" in warning and "previous index" in warning
 
@@ -242,7 +242,10 @@ print(json.dumps({"count": col.count(), "ef": type(col.configuration["embedding_
 def test_persisted_collection_reopens_in_a_new_client(settings, subprocess_env) -> None:
     ingest(settings, progress=None)
     query = "population stability index between training and serving"
-    here = _index(settings).collection.query(query_texts=[query], n_results=3, include=["distances"])
+    # Through LangChain's vector store and our Embeddings adapter: the same neighbours and
+    # distances as a bare Chroma client gets with the embedding function stored in the collection.
+    found = _index(settings).store.similarity_search_with_score(query, k=3)
+    here = {"ids": [[d.id for d, _ in found]], "distances": [[score for _, score in found]]}
 
     proc = subprocess.run([sys.executable, "-c", _REOPEN, str(settings.index_dir), COLLECTION, query],
                           env=subprocess_env(), capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)

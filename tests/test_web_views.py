@@ -191,7 +191,7 @@ def test_source_labels_are_words():
 def test_resume_speaks_with_the_voice_the_candidate_picked(deps, tmp_path):
     """An interview started with the LLM voice resumes with it; an offline one stays offline."""
     from mlsd_bot.interview import llm_voice
-    from mlsd_bot.models import ScriptedModel
+    from support.scripted_model import ScriptedModel
     from mlsd_bot.sessions import SessionStore
     from mlsd_bot.voice import LLMVoice, OfflineVoice
     from mlsd_bot.web.control import Control
