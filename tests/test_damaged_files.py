@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import io
 import json
 import os
@@ -16,6 +17,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -252,8 +254,11 @@ def cli_deps(monkeypatch, tmp_path, base_deps):
     """main() in-process over the shared offline deps, with its own data dir."""
     monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MLSD_VOICE", "offline")
+    # mlsd_bot.chat binds build_deps when first imported: import it before the patch, or a patched
+    # function would stay in it for later tests of this worker.
+    importlib.import_module("mlsd_bot.chat")
     monkeypatch.setattr("mlsd_bot.interview.build_deps",
-                        lambda settings, voice=None, clock=None: dataclasses.replace(base_deps, clock=clock))
+                        lambda settings, voice=None, clock=time.time: dataclasses.replace(base_deps, clock=clock))
     return tmp_path
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import io
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -132,8 +134,11 @@ def cli_env(monkeypatch, tmp_path, base_deps):
     """main() in-process over the shared offline deps (built once), with its own data dir."""
     monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MLSD_VOICE", "offline")
+    # mlsd_bot.chat binds build_deps when first imported: import it before the patch, or a patched
+    # function would stay in it for later tests of this worker.
+    importlib.import_module("mlsd_bot.chat")
     monkeypatch.setattr("mlsd_bot.interview.build_deps",
-                        lambda settings, voice=None, clock=None: dataclasses.replace(base_deps, clock=clock))
+                        lambda settings, voice=None, clock=time.time: dataclasses.replace(base_deps, clock=clock))
     monkeypatch.setattr("mlsd_bot.chat.build_deps",
                         lambda settings, voice=None: dataclasses.replace(base_deps, clock=FakeClock()))
     monkeypatch.setattr("mlsd_bot.signals.SignalDetector", lambda *a, **k: base_deps.detector)
