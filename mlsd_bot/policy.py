@@ -36,6 +36,7 @@ from .state import Evidence, InterviewState, Mistake
 
 QUOTE_WORDS = 22  # a critique quotes the candidate's words, not their whole message
 OFF_TOPIC_FLOOR = 0.3  # below this similarity to every signal, a message with no signal is off topic
+AHEAD_MIN = 2  # signals of the next phase in one answer (and more than of this one) to follow the candidate there
 PROBE_BEFORE = 0.6  # probe a choice only in the first 60% of a phase's time
 # Design choices worth a "why this one?" (labels are the case's facts and drift a risk, not choices).
 CHOICE_SIGNALS = frozenset({"features", "sampling", "architecture", "multi_stage", "loss", "offline_metrics",
@@ -137,6 +138,9 @@ class Policy:
             critique = self._critique(state, spotted[0], covered)
             if critique:
                 return critique
+        along = self._follow_along(state, covered)
+        if along:
+            return along
         if self._time_up(state):
             state.timed_out.append(state.phase)
             return self.advance(state, "", reason="time", covered=covered)
@@ -242,6 +246,26 @@ class Policy:
         state.pending, state.pending_text = self._opening_topics(nxt), opener
         return Decision("advance", nxt, " ".join(w for w in words if w), event=event, covered=covered or [],
                         next_phase=nxt)
+
+    def _follow_along(self, state: InterviewState, covered: list[str]) -> Decision | None:
+        """The answer is mostly about the next phase: the candidate moved on, so go with them
+        (asking about what is still open there) instead of pulling them back."""
+        nxt = next_phase(state.phase)
+        if nxt is None:
+            return None
+        there = [s for s in covered if SIGNAL_PHASE[s] == nxt]
+        here = [s for s in covered if SIGNAL_PHASE[s] == state.phase]
+        if len(there) < AHEAD_MIN or len(there) <= len(here):
+            return None
+        state.phase, state.phase_started_at = nxt, self.clock()
+        state.asked.append(f"open:{nxt}")
+        seed = self._seed(state)
+        lead = self.prompts.say("follow_along", seed, phase_title=mid_sentence(PHASE_TITLES[nxt]))
+        asked = self._follow_up(state, lead, covered, "answer")
+        if asked is None:  # nothing open there either: on to the phase after it
+            return self.advance(state, lead, reason="covered", covered=covered)
+        state.pending = [asked.topic]
+        return Decision("advance", nxt, f"{lead} {state.pending_text}", covered=covered, next_phase=nxt)
 
     def _stay_in_new_phase(self, state: InterviewState) -> Decision:
         """/next right after an automatic move: the candidate meant the phase they had, not this one."""

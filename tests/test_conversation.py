@@ -153,3 +153,25 @@ def test_every_case_note_has_the_facts_an_interviewer_needs():
         topics = {t for t, _ in note.facts}
         assert set(REQUIRED_FACTS) <= topics, note.source
         assert all(t in SIGNALS or re.fullmatch(r"[a-z][a-z0-9_]*", t) for t in topics)
+
+
+def test_a_candidate_who_moves_on_is_followed_not_pulled_back(deps):
+    """An answer about the next phase moves the interview there, asking what is still open in it."""
+    iv = started(deps, "news_feed")
+    t = say(iv, "I'd predict the probability of each engagement action per post and combine them in a weighted "
+                "score; it's a ranking problem solved with pointwise classification.")
+    assert t["action"] == "advance" and t["phase"] == "framing"
+    assert {"ml_objective", "ml_category"} <= set(t["covered"])
+    assert t["topic"] is None and iv.state.pending and iv.state.pending[0] not in t["covered"]
+    openers = deps.prompts.options("phase_open.framing")
+    assert not any(o in t["text"] for o in openers)  # not "how would you frame this?" right after the framing
+    t = say(iv, "Scale: about two billion daily users.")  # a topic of the phase left behind: no jump back
+    assert t["phase"] != "clarify" and "scale" in iv.state.covered
+
+
+def test_a_topic_written_as_a_heading_is_read_as_that_topic(deps):
+    for phase, text, sid in [("model", "Baseline: reverse-chronological order by followed accounts.", "baseline"),
+                             ("evaluation", "Monitoring - per-class action volume and the appeal rate.", "monitoring"),
+                             ("data", "Negatives: impressions shown and scrolled past.", "sampling")]:
+        assert sid in deps.detector.detect(text, phase).signals, text
+    assert "data_sources" not in deps.detector.detect("Data-driven teams move faster.", "data").signals

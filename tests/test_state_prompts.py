@@ -197,6 +197,7 @@ SLOT_VARS: dict[str, set[str]] = {
     "ack": set(),
     "transition": {"phase_title"},
     "transition_time": {"phase_title"},
+    "follow_along": {"phase_title"},
     **{f"phase_open.{p}": set() for p in PHASES},
     "follow_up": {"ack", "question"},
     "critique": {"quote", "choice", "fact", "question"},
