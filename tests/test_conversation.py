@@ -172,6 +172,8 @@ def test_a_candidate_who_moves_on_is_followed_not_pulled_back(deps):
 def test_a_topic_written_as_a_heading_is_read_as_that_topic(deps):
     for phase, text, sid in [("model", "Baseline: reverse-chronological order by followed accounts.", "baseline"),
                              ("evaluation", "Monitoring - per-class action volume and the appeal rate.", "monitoring"),
-                             ("data", "Negatives: impressions shown and scrolled past.", "sampling")]:
+                             ("data", "Negatives: impressions shown and scrolled past.", "sampling"),
+                             ("evaluation", "Pipeline: decode, tile, detect on GPUs, merge boxes, blur.", "serving"),
+                             ("data", "I'd split by city, never by row, so nearby homes don't leak.", "sampling")]:
         assert sid in deps.detector.detect(text, phase).signals, text
     assert "data_sources" not in deps.detector.detect("Data-driven teams move faster.", "data").signals
