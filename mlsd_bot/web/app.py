@@ -175,8 +175,9 @@ class WebApp:
         with gr.Blocks(title="mlsd-bot: ML system design mock interview", delete_cache=(3600, 86400)) as self.blocks:
             self.sess = gr.State(None)  # this tab's Session
             self.saved_sid = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=secret)
-            self.key = gr.State(None)  # this tab's browser key (no login), from browser_key or the API
+            # The browser's key (no login): sent with every browser event, made by on_load on a first visit.
             self.browser_key = gr.BrowserState(None, storage_key=OWNER_STORAGE_KEY, secret=secret)
+            self.key = gr.State(None)  # an API client's key (it has no local storage)
             self.owner_key = gr.Textbox(visible=False, label="owner_key")  # the API's view of the key
             gr.HTML('<div class="mlsd-head"><b>mlsd-bot</b><small>ML system design mock interview</small></div>',
                     js_on_load=None)
@@ -305,7 +306,8 @@ class WebApp:
             (event.then(self.after_turn, [self.sess], self._after_outputs(), **quiet, **private)
              .then(None, js=FOCUS_JS))
 
-        start = self.start_btn.click(self.start, [self.case, self.level, self.minutes, self.voice, self.key],
+        start = self.start_btn.click(self.start, [self.case, self.level, self.minutes, self.voice,
+                                                  self.browser_key],
                                      self._opened_outputs(), **quiet, **private)
         then_update(start.success(self.opening, [self.sess], [self.chat], **chat_progress, **private))
 
@@ -325,18 +327,18 @@ class WebApp:
         self.msg.change(None, [self.msg], None, js=COUNT_JS)  # browser only: the counter
 
         self.case.change(self.describe_case, [self.case], [self.case_md], **quiet, **private)
-        self.open_btn.click(self.open_session, [self.notice_id, self.key], self._opened_outputs(), **quiet,
+        self.open_btn.click(self.open_session, [self.notice_id, self.browser_key], self._opened_outputs(), **quiet,
                             **private)
         self.dismiss_btn.click(lambda: (gr.update(visible=False), None), None, [self.notice_col, self.saved_sid],
                                **quiet, **private)
         self.new_btn.click(lambda: (None, *self._show("setup")), None, [self.sess, *self._screens()], **quiet,
                            **private)
         self.blocks.load(self.on_load, [self.saved_sid, self.browser_key],
-                         [self.notice_id, self.notice_col, self.notice_md, self.open_btn, self.key,
-                          self.browser_key], **private)
-        gr.on([self.history_tab.select, self.refresh_btn.click], self.history, [self.key],
+                         [self.notice_id, self.notice_col, self.notice_md, self.open_btn, self.browser_key],
+                         **private)
+        gr.on([self.history_tab.select, self.refresh_btn.click], self.history, [self.browser_key],
               [self.history_list, self.progress], **quiet, **private)
-        self.history_list.select(self.open_from_history, [self.key], self._opened_outputs(), **quiet, **private)
+        self.history_list.select(self.open_from_history, [self.browser_key], self._opened_outputs(), **quiet, **private)
         self.timer.tick(self.tick, [self.sess], [self.status], **quiet, **private)
 
     def _wire_api(self) -> None:
@@ -452,7 +454,7 @@ class WebApp:
         else:
             key = stored_key if browser_owner(stored_key) else new_browser_key()
             keep = key if key != stored_key else gr.skip()
-        return (*self._notice(request.query_params.get("session"), saved_sid, self._owner(request, key)), key, keep)
+        return (*self._notice(request.query_params.get("session"), saved_sid, self._owner(request, key)), keep)
 
     def _notice(self, asked: str | None, saved_sid: str | None, owner: str | None) -> tuple:
         """The notice box's (id, box, text, button) for a linked or remembered interview of `owner`."""
@@ -559,7 +561,7 @@ class WebApp:
             yield (sess, sess.iv.state.session_id, chat, self._status(sess.iv), self._tracker(sess.iv), key,
                    key or "")
 
-    def api_send(self, text: str, sess: Session | None, request: gr.Request) -> Iterator[tuple]:
+    def api_send(self, text: str, sess: Session | None, request: gr.Request = None) -> Iterator[tuple]:
         """A message or command, its streamed reply, then the status; the report once it ended."""
         if sess is not None and self.login and sess.owner != getattr(request, "username", None):
             sess = None  # never another user's interview, whatever this client's state holds
