@@ -29,7 +29,7 @@ from mlsd_bot.config import PROJECT_ROOT
 from mlsd_bot.errors import ConfigError
 from mlsd_bot.sessions import SessionStore
 from mlsd_bot.users import LoginThrottle, add_user
-from mlsd_bot.web.control import browser_owner
+from mlsd_bot.web.control import browser_owner, new_browser_key
 from mlsd_bot.web.login import login_check
 
 pytestmark = pytest.mark.browser
@@ -197,6 +197,15 @@ def test_the_single_mlsd_auth_user_logs_in_throttled_too(settings_for, users_fil
 
 
 # --- no login: one API client or browser sees its own sessions --------------------------------
+
+def test_only_a_real_browser_key_names_an_owner():
+    key = new_browser_key()
+    owner = browser_owner(key)
+    assert owner.startswith("browser:") and key not in owner and owner == browser_owner(key)
+    assert browser_owner(new_browser_key()) != owner
+    for bad in (None, "", "alice", "short-key", key + "!", key + "\n", " " * 30, 12345678901234567890123, [key]):
+        assert browser_owner(bad) is None, bad  # never "" (the sessions of before), never a user's name
+
 
 def test_without_login_each_api_client_has_its_own_key(app: AppServer, tmp_path: Path):
     first, second = client(app, tmp_path / "a"), client(app, tmp_path / "b")

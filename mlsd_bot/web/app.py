@@ -460,8 +460,10 @@ class WebApp:
         """The notice box's (id, box, text, button) for a linked or remembered interview of `owner`."""
         state = self.c.lookup(asked or saved_sid, owner) if owner else None
         if asked and state is None:
-            return ("", gr.update(visible=True), f"**No saved interview <code>{views.escape_text(asked[:40])}</code> here.** "
-                    "The link may be wrong, or from another browser, user or machine: start a new interview below.",
+            # The id as text (<code>, not a Markdown code span, where the entities would show).
+            return ("", gr.update(visible=True),
+                    f"**No saved interview <code>{views.escape_text(asked[:40])}</code> here.** The link may be "
+                    "wrong, or from another browser, user or machine: start a new interview below.",
                     gr.update(visible=False))
         if state is None or (state.finished and not asked):
             return "", gr.update(visible=False), "", gr.update()

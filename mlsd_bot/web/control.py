@@ -4,8 +4,9 @@
 engine dependencies and the session store; `message_problem` decides whether a
 candidate message may be sent at all. Every call names the owner it acts for
 (the logged-in user, or a browser's key) and sees that owner's sessions only:
-another owner's session id is "not found", exactly like an id that does not exist. The voice a candidate picked is kept in
-the interview's state, so a resumed interview speaks with it again.
+another owner's session id is "not found", exactly like an id that does not exist.
+The voice a candidate picked is kept in the interview's state, so a resumed
+interview speaks with it again.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _COMMAND = re.compile(r"^(/[A-Za-z]+)(?:\s|$)")
 
 
 # A browser key: what new_browser_key() makes (token_urlsafe), within sane lengths.
-_BROWSER_KEY = re.compile(r"^[A-Za-z0-9_-]{22,86}$")
+_BROWSER_KEY = re.compile(r"[A-Za-z0-9_-]{22,86}")
 BROWSER_KEY_BYTES = 24  # 192 random bits: guessing another browser's key is hopeless
 
 
@@ -50,7 +51,7 @@ def browser_owner(key: object) -> str | None:
     browser. The "browser:" prefix cannot clash with a user name (users.NAME has no colon),
     nor with "" (sessions made before owners, and the terminal's).
     """
-    if not isinstance(key, str) or not _BROWSER_KEY.match(key):
+    if not isinstance(key, str) or not _BROWSER_KEY.fullmatch(key):
         return None
     return "browser:" + hashlib.sha256(key.encode("ascii")).hexdigest()[:40]
 
