@@ -48,12 +48,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(settings, host: str, port: int) -> int:
     from mlsd_bot.web.app import LAUNCH_OPTIONS, create_app
+    from mlsd_bot.web.login import login_check
 
     _log_to_stderr()
+    auth = login_check(settings)  # MLSD_USERS and/or MLSD_AUTH, throttled; None: no login page
     demo = create_app(settings)  # builds the knowledge index first when it is missing
     print(f"mlsd-bot: http://{host}:{port}  ({settings.voice_label()})", flush=True)
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY)
-    demo.launch(server_name=host, server_port=port, share=False, auth=settings.auth, quiet=True, **LAUNCH_OPTIONS)
+    demo.launch(server_name=host, server_port=port, share=False, auth=auth, quiet=True, **LAUNCH_OPTIONS)
     return 0
 
 

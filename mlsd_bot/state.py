@@ -5,7 +5,7 @@ A session is saved after every turn and can be resumed from this object alone.
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from typing import Literal, Optional
 
 from pydantic import BaseModel, Field
@@ -56,7 +56,9 @@ class Mistake(BaseModel):
 
 
 class InterviewState(BaseModel):
-    session_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # 128 random bits: an id is unguessable, so it cannot be found by trying. Ids saved before
+    # (12 hex digits) are plain strings too and still load.
+    session_id: str = Field(default_factory=lambda: secrets.token_urlsafe(16))
     case_id: str
     level: Level = "senior"
     budget_minutes: int = Field(45, ge=5, le=180)

@@ -153,7 +153,7 @@ def test_invalid_saved_state_is_one_line_naming_the_session_and_file(tmp_path, m
     assert "broken00001" in str(err.value) and str(store.path) in str(err.value) and "\n" not in str(err.value)
     assert store.load("healthy0001").session_id == "healthy0001"  # the others are untouched
     assert {s.id for s in store.list()} == {"broken00001", "healthy0001"}
-    assert Control(deps, store, tmp_path).resumable("broken00001") is None  # the web offers no resume
+    assert Control(deps, store, tmp_path).resumable("broken00001", "") is None  # the web offers no resume
 
     monkeypatch.setenv("MLSD_DATA_DIR", str(data))
     code, out, err_text = run_cli("chat", "--resume", "broken00001")

@@ -220,7 +220,7 @@ def test_history_rows_open_a_report_or_resume(view: str, chat_app: AppServer, br
         unfinished = store(chat_app).list()[0]
         assert finished.finished and not unfinished.finished
 
-    with open_page(browser, chat_app.url, view) as page:  # another browser: nothing of the above is open
+        page = page.context.new_page()  # a new tab of the same browser: nothing of the above is open
         page.goto(chat_app.url)
         page.get_by_role("tab", name="History").click()
         expect(page.locator(f'#history-list [data-session="{unfinished.id}"]')).to_contain_text("Resume")

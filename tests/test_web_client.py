@@ -123,12 +123,13 @@ def test_the_reply_streams_and_every_turn_is_saved_first(app: AppServer, tmp_pat
 
 def test_sessions_are_separate_and_resumable_by_id(app: AppServer, tmp_path: Path):
     first, second = new_client(app, tmp_path / "a"), new_client(app, tmp_path / "b")
-    sid = first.predict("similar_listings", "staff", 60, "offline", api_name="/start")[SID]
+    sid, *_, key = first.predict("similar_listings", "staff", 60, "offline", api_name="/start")
     said = first.predict("We want more bookings; 50M monthly active users.", api_name="/send")[CHAT]
     other = second.predict("visual_search", "mid", 20, "offline", api_name="/start")
     assert other[SID] != sid and len(other[O_CHAT]) == 1  # the second session did not see the first one's chat
 
-    resumed = new_client(app, tmp_path / "c").predict(sid, api_name="/resume")
+    # Another client resumes it with the first one's owner key (without login, ids are per key).
+    resumed = new_client(app, tmp_path / "c").predict(sid, key, api_name="/resume")
     assert texts(resumed[O_CHAT]) == texts(said) and CASES["similar_listings"].title in resumed[O_STATUS]
 
 

@@ -139,6 +139,9 @@ def test_resume_after_server_restart(app: AppServer, browser: Browser, page: Pag
     expect(box(page)).to_have_value("")
     shot(page, "e2e-8-resumed")
 
-    with open_page(browser, app.url) as other:  # another browser, no saved id: the link offers the same interview
+    page.goto(f"{app.url}?session={session_id}")  # its link, in the same browser: offered again
+    expect(page.locator("#notice")).to_contain_text("You have an unfinished interview")
+    with open_page(browser, app.url) as other:  # another browser (no login): not its interview, "not found"
         other.goto(f"{app.url}?session={session_id}")
-        expect(other.locator("#notice")).to_contain_text("You have an unfinished interview")
+        expect(other.locator("#notice")).to_contain_text("No saved interview")
+        expect(other.locator("#resume-btn")).to_be_hidden()

@@ -200,12 +200,12 @@ def test_resume_speaks_with_the_voice_the_candidate_picked(deps, tmp_path):
     control = Control(deps.with_voice(llm_voice(model, deps)), SessionStore(tmp_path / "s.sqlite3"), tmp_path)
     picked = {}
     for voice in ("offline", "llm"):
-        iv = control.start("news_feed", "senior", 45, voice)
+        iv = control.start("news_feed", "senior", 45, voice, "me")
         list(iv.open())
         picked[voice] = control.store.load(iv.state.session_id)
     model.assert_complete()  # only the LLM interview called the model
-    assert isinstance(control.resume(picked["llm"]).deps.voice, LLMVoice)
-    assert isinstance(control.resume(picked["offline"]).deps.voice, OfflineVoice)
+    assert isinstance(control.resume(picked["llm"], "me").deps.voice, LLMVoice)
+    assert isinstance(control.resume(picked["offline"], "me").deps.voice, OfflineVoice)
 
 
 def test_a_finished_interview_reopens_with_its_transcript(deps, tmp_path):
@@ -213,13 +213,15 @@ def test_a_finished_interview_reopens_with_its_transcript(deps, tmp_path):
     from mlsd_bot.web.control import Control
 
     control = Control(deps, SessionStore(tmp_path / "s.sqlite3"), tmp_path)
-    iv = control.start("news_feed", "mid", 30, "offline")
+    iv = control.start("news_feed", "mid", 30, "offline", "me")
     list(iv.open())
-    assert control.reopen(control.lookup(iv.state.session_id)) is None  # not finished: nothing to reopen
+    assert control.reopen(control.lookup(iv.state.session_id, "me"), "me") is None  # not finished: nothing to reopen
     list(iv.send("/end"))
-    done = control.finish(iv)
-    again = control.reopen(control.lookup(iv.state.session_id))
+    done = control.finish(iv, "me")
+    again = control.reopen(control.lookup(iv.state.session_id, "me"), "me")
     assert again.report == done.report and again.state.turns == iv.state.turns
     assert again.markdown_path.read_text() == done.markdown_path.read_text()
     assert "## Transcript" in again.markdown_path.read_text() and "mlsd-transcript" in again.html_path.read_text()
-    assert control.lookup("nope") is None and control.resumable(iv.state.session_id) is None
+    assert control.lookup("nope", "me") is None and control.resumable(iv.state.session_id, "me") is None
+    assert control.lookup(iv.state.session_id, "someone-else") is None  # another owner's id: not found
+    assert [s.id for s in control.history("me")] == [iv.state.session_id] and control.history("someone-else") == []

@@ -17,6 +17,15 @@ candidate types while a reply is pending stays.
 
 The API (gradio_client) has its own endpoints, `gr.on([])` with no browser
 trigger, each running a whole step: /start, /send, /resume, /history.
+
+Whose sessions: with a login (MLSD_USERS or MLSD_AUTH) every request acts for
+its logged-in user (`gr.Request.username`); without one, for a random key the
+browser keeps in local storage (a second gr.BrowserState, made on first load),
+so one browser never sees another's interviews. An API client without login
+gets such a key from /start (its last output) and may pass it back as
+`owner_key` (to /resume or /history from another client). Every lookup goes
+through `store.scoped(owner)`: another owner's session id is "not found",
+word for word as an id that does not exist.
 """
 
 from __future__ import annotations
@@ -38,11 +47,13 @@ from ..locks import SESSIONS
 from ..report import to_markdown, transcript_html
 from ..sessions import SessionStore
 from . import views
-from .control import (COMMANDS, LEVELS, MAX_MINUTES, MIN_MINUTES, RANDOM_CASE, Control, Finished, commands_text,
-                      message_problem)
+from .control import (COMMANDS, LEVELS, MAX_MINUTES, MIN_MINUTES, RANDOM_CASE, Control, Finished, browser_owner,
+                      commands_text, message_problem, new_browser_key)
 
 log = logging.getLogger("mlsd_bot.web")
 STORAGE_KEY = "mlsd-bot-session"
+OWNER_STORAGE_KEY = "mlsd-bot-owner"  # this browser's key (no login): whose sessions it sees
+NO_KEY = "This page has not loaded completely yet: reload it, then try again."
 CLOCK_TICK_SECONDS = 15  # the clock shows whole minutes
 SCREENS = ("notice", "setup", "talk", "report")  # the columns of the Interview tab, in _screens() order
 BUSY = "The interviewer is still answering: send this once the reply is there (your text stays in the box)."
@@ -122,8 +133,10 @@ VOICE_INFO = "offline: the scripted interviewer; llm: the configured chat model 
 class Session:
     """One browser tab's interview. `pending` carries an accepted message to the reply step;
     `busy` is set from accepting a message until its reply is spoken (a second message
-    then would race the first, so it is refused and stays in the box)."""
+    then would race the first, so it is refused and stays in the box). `owner`: whose interview
+    it is (the user, or the browser's owner name); it is saved under that owner only."""
     iv: Interview
+    owner: str
     busy: bool = False
     pending: str = ""
 
@@ -144,14 +157,16 @@ def create_app(settings: Settings, deps_factory: Callable[[Settings], Deps] = bu
     deps = deps_factory(settings)
     out_dir = Path(tempfile.mkdtemp(prefix="mlsd-web-"))  # report downloads; gradio serves from the temp dir
     control = Control(deps, SessionStore(settings.sessions_db), out_dir)
-    return WebApp(control, browser_secret(settings.data_dir)).blocks
+    login = bool(settings.auth or settings.users_file)
+    return WebApp(control, browser_secret(settings.data_dir), login).blocks
 
 
 class WebApp:
-    """The components and their handlers."""
+    """The components and their handlers. `login`: gradio asks for a login (sessions per user);
+    otherwise sessions are per browser key."""
 
-    def __init__(self, control: Control, secret: str):
-        self.c = control
+    def __init__(self, control: Control, secret: str, login: bool = False):
+        self.c, self.login = control, login
         deps = control.deps
         self.cited = views.cited_chunks(deps.retriever.chunks)
         self.labels = {s: spec.label for s, spec in deps.detector.specs.items()}
@@ -160,6 +175,10 @@ class WebApp:
         with gr.Blocks(title="mlsd-bot: ML system design mock interview", delete_cache=(3600, 86400)) as self.blocks:
             self.sess = gr.State(None)  # this tab's Session
             self.saved_sid = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=secret)
+            # The browser's key (no login): sent with every browser event, made by on_load on a first visit.
+            self.browser_key = gr.BrowserState(None, storage_key=OWNER_STORAGE_KEY, secret=secret)
+            self.key = gr.State(None)  # an API client's key (it has no local storage)
+            self.owner_key = gr.Textbox(visible=False, label="owner_key")  # the API's view of the key
             gr.HTML('<div class="mlsd-head"><b>mlsd-bot</b><small>ML system design mock interview</small></div>',
                     js_on_load=None)
             with gr.Tabs(selected="interview") as self.tabs:
@@ -287,7 +306,8 @@ class WebApp:
             (event.then(self.after_turn, [self.sess], self._after_outputs(), **quiet, **private)
              .then(None, js=FOCUS_JS))
 
-        start = self.start_btn.click(self.start, [self.case, self.level, self.minutes, self.voice],
+        start = self.start_btn.click(self.start, [self.case, self.level, self.minutes, self.voice,
+                                                  self.browser_key],
                                      self._opened_outputs(), **quiet, **private)
         then_update(start.success(self.opening, [self.sess], [self.chat], **chat_progress, **private))
 
@@ -307,28 +327,32 @@ class WebApp:
         self.msg.change(None, [self.msg], None, js=COUNT_JS)  # browser only: the counter
 
         self.case.change(self.describe_case, [self.case], [self.case_md], **quiet, **private)
-        self.open_btn.click(self.open_session, [self.notice_id], self._opened_outputs(), **quiet, **private)
+        self.open_btn.click(self.open_session, [self.notice_id, self.browser_key], self._opened_outputs(), **quiet,
+                            **private)
         self.dismiss_btn.click(lambda: (gr.update(visible=False), None), None, [self.notice_col, self.saved_sid],
                                **quiet, **private)
         self.new_btn.click(lambda: (None, *self._show("setup")), None, [self.sess, *self._screens()], **quiet,
                            **private)
-        self.blocks.load(self.on_load, [self.saved_sid],
-                         [self.notice_id, self.notice_col, self.notice_md, self.open_btn], **private)
-        gr.on([self.history_tab.select, self.refresh_btn.click], self.history, None,
+        self.blocks.load(self.on_load, [self.saved_sid, self.browser_key],
+                         [self.notice_id, self.notice_col, self.notice_md, self.open_btn, self.browser_key],
+                         **private)
+        gr.on([self.history_tab.select, self.refresh_btn.click], self.history, [self.browser_key],
               [self.history_list, self.progress], **quiet, **private)
-        self.history_list.select(self.open_from_history, None, self._opened_outputs(), **quiet, **private)
+        self.history_list.select(self.open_from_history, [self.browser_key], self._opened_outputs(), **quiet, **private)
         self.timer.tick(self.tick, [self.sess], [self.status], **quiet, **private)
 
     def _wire_api(self) -> None:
         """Endpoints for gradio_client: no browser trigger, each runs a whole step."""
-        gr.on([], self.api_start, [self.case, self.level, self.minutes, self.voice],
-              [self.sess, self.saved_sid, self.chat, self.status, self.tracker], api_name="start")
+        gr.on([], self.api_start, [self.case, self.level, self.minutes, self.voice, self.owner_key, self.key],
+              [self.sess, self.saved_sid, self.chat, self.status, self.tracker, self.key, self.owner_key],
+              api_name="start")
         gr.on([], self.api_send, [self.msg, self.sess],
               [self.chat, self.status, self.tracker, self.report_head, self.report_md, self.transcript,
                self.dl_md, self.dl_html], api_name="send")
-        gr.on([], self.api_resume, [self.notice_id], [self.sess, self.saved_sid, self.chat, self.status, self.tracker],
-              api_name="resume")
-        gr.on([], self.history, None, [self.history_list, self.progress], api_name="history")
+        gr.on([], self.api_resume, [self.notice_id, self.owner_key, self.key],
+              [self.sess, self.saved_sid, self.chat, self.status, self.tracker, self.key], api_name="resume")
+        gr.on([], self.api_history, [self.owner_key, self.key], [self.history_list, self.progress, self.key],
+              api_name="history")
 
     # --- validation -------------------------------------------------------------------
 
@@ -360,13 +384,17 @@ class WebApp:
 
     # --- the conversation ----------------------------------------------------------
 
-    def start(self, case_id: str, level: str, minutes: float, voice: str) -> tuple:
+    def start(self, case_id: str, level: str, minutes: float, voice: str, key: str | None,
+              request: gr.Request) -> tuple:
         """A new interview: the talk screen at once; `opening` then streams the first question."""
+        owner = self._owner(request, key)
+        if owner is None:
+            raise gr.Error(NO_KEY, print_exception=False)
         try:
-            iv = self.c.start(case_id, level, int(minutes), voice)
+            iv = self.c.start(case_id, level, int(minutes), voice, owner)
         except MlsdError as e:
             raise gr.Error(str(e), print_exception=False) from None
-        return self._opened(Session(iv, busy=True), chat=[])  # busy until the opening question is spoken
+        return self._opened(Session(iv, owner, busy=True), chat=[])  # busy until the opening question is spoken
 
     def opening(self, sess: Session) -> Iterator[list]:
         try:
@@ -414,17 +442,28 @@ class WebApp:
         head = (self._status(iv), self._tracker(iv))
         if not iv.finished:
             return (*head, *(gr.skip() for _ in range(len(SCREENS) + len(self._report_outputs()))))
-        return (*head, *self._show("report"), *self._report(self.c.finish(iv)))
+        return (*head, *self._show("report"), *self._report(self.c.finish(iv, sess.owner)))
 
     # --- opening saved interviews ----------------------------------------------------
 
-    def on_load(self, saved_sid: str | None, request: gr.Request) -> tuple:
-        """A link with ?session=ID, or this browser's unfinished interview: say what it is and offer it."""
-        asked = request.query_params.get("session")
-        state = self.c.lookup(asked or saved_sid)
+    def on_load(self, saved_sid: str | None, stored_key: str | None, request: gr.Request) -> tuple:
+        """This browser's key (made on its first visit, without login), then the notice: a link
+        with ?session=ID, or this browser's unfinished interview, said what it is and offered."""
+        if self.login:
+            key, keep = None, gr.skip()
+        else:
+            key = stored_key if browser_owner(stored_key) else new_browser_key()
+            keep = key if key != stored_key else gr.skip()
+        return (*self._notice(request.query_params.get("session"), saved_sid, self._owner(request, key)), keep)
+
+    def _notice(self, asked: str | None, saved_sid: str | None, owner: str | None) -> tuple:
+        """The notice box's (id, box, text, button) for a linked or remembered interview of `owner`."""
+        state = self.c.lookup(asked or saved_sid, owner) if owner else None
         if asked and state is None:
-            return ("", gr.update(visible=True), f"**No saved interview `{views.escape_text(asked[:40])}` here.** "
-                    "The link may be wrong or from another machine: start a new interview below.",
+            # The id as text (<code>, not a Markdown code span, where the entities would show).
+            return ("", gr.update(visible=True),
+                    f"**No saved interview <code>{views.escape_text(asked[:40])}</code> here.** The link may be "
+                    "wrong, or from another browser, user or machine: start a new interview below.",
                     gr.update(visible=False))
         if state is None or (state.finished and not asked):
             return "", gr.update(visible=False), "", gr.update()
@@ -438,23 +477,25 @@ class WebApp:
                 f"*{PHASE_TITLES[state.phase]}*, {answers} answer(s) so far.")
         return state.session_id, gr.update(visible=True), text, gr.update(value="Resume interview", visible=True)
 
-    def open_session(self, session_id: str) -> tuple:
+    def open_session(self, session_id: str, key: str | None, request: gr.Request) -> tuple:
         """Resume an unfinished interview, or show a finished one's report and transcript."""
-        state = self.c.lookup(session_id)
+        owner = self._owner(request, key)
+        state = self.c.lookup(session_id, owner) if owner else None
         if state is None:
             gr.Warning("That interview was not found - start a new one.")
             return tuple(gr.skip() for _ in self._opened_outputs())
         if not state.finished:
-            return self._opened(Session(self.c.resume(state)))
-        done = self.c.reopen(state)
+            return self._opened(Session(self.c.resume(state, owner), owner))
+        done = self.c.reopen(state, owner)
         if done is None:
             gr.Warning("That interview has no saved report.")
             return tuple(gr.skip() for _ in self._opened_outputs())
         empty = (None, gr.skip(), [], "", "", "", gr.update(visible=False))
         return (*empty, *self._show("report"), *self._report(done), gr.Tabs(selected="interview"))
 
-    def open_from_history(self, evt: gr.EventData) -> tuple:
-        return self.open_session(str(evt._data.get("session", "")) if isinstance(evt._data, dict) else "")
+    def open_from_history(self, key: str | None, evt: gr.EventData, request: gr.Request) -> tuple:
+        session_id = str(evt._data.get("session", "")) if isinstance(evt._data, dict) else ""
+        return self.open_session(session_id, key, request)
 
     def _opened(self, sess: Session, chat: list | None = None) -> tuple:
         iv = sess.iv
@@ -473,9 +514,18 @@ class WebApp:
     def describe_case(self, case_id: str) -> str:
         return views.case_info(self.c.deps.cases.get(case_id))
 
-    def history(self) -> tuple:
-        sessions = self.c.store.list()
+    def history(self, key: str | None, request: gr.Request) -> tuple:
+        """The History tab: this user's (or this browser's) interviews only."""
+        owner = self._owner(request, key)
+        sessions = self.c.history(owner) if owner else []
         return views.history_html(sessions, self.titles), views.progress_html(sessions, self.titles)
+
+    def _owner(self, request: gr.Request, key: str | None) -> str | None:
+        """Whom a request acts for: the logged-in user, or (no login) the owner of the browser key;
+        None when there is neither (nothing is then found, nothing can be started)."""
+        if self.login:
+            return getattr(request, "username", None) or None
+        return browser_owner(key)
 
     def tick(self, sess: Session | None):
         return gr.skip() if sess is None else self._status(sess.iv)
@@ -492,14 +542,31 @@ class WebApp:
 
     # --- the API (gradio_client) ----------------------------------------------------------
 
-    def api_start(self, case_id: str, level: str, minutes: float, voice: str) -> Iterator[tuple]:
-        opened = self.start(case_id, level, minutes, voice)
-        sess = opened[0]
-        for chat in self.opening(sess):
-            yield sess, sess.iv.state.session_id, chat, self._status(sess.iv), self._tracker(sess.iv)
+    def _api_key(self, given: str | None, held: str | None, mint: bool = False) -> str | None:
+        """The browser key an API call acts under (no login): the `owner_key` it passes, else the one
+        this client already holds, else (with `mint`) a new one. A malformed key is refused."""
+        if self.login:
+            return None
+        key = (given or "").strip() or held
+        if key is None and mint:
+            key = new_browser_key()
+        if key is not None and browser_owner(key) is None:
+            raise gr.Error("owner_key is not a key that /start returned.", print_exception=False)
+        return key
 
-    def api_send(self, text: str, sess: Session | None) -> Iterator[tuple]:
+    def api_start(self, case_id: str, level: str, minutes: float, voice: str, owner_key: str | None = None,
+                  held: str | None = None, request: gr.Request = None) -> Iterator[tuple]:
+        """A new interview, its opening streamed; the last output is the client's owner key (no login)."""
+        key = self._api_key(owner_key, held, mint=True)
+        sess = self.start(case_id, level, minutes, voice, key, request)[0]
+        for chat in self.opening(sess):
+            yield (sess, sess.iv.state.session_id, chat, self._status(sess.iv), self._tracker(sess.iv), key,
+                   key or "")
+
+    def api_send(self, text: str, sess: Session | None, request: gr.Request = None) -> Iterator[tuple]:
         """A message or command, its streamed reply, then the status; the report once it ended."""
+        if sess is not None and self.login and sess.owner != getattr(request, "username", None):
+            sess = None  # never another user's interview, whatever this client's state holds
         why = self._refused(self._refusal(sess) or message_problem(text), sess)
         if why:
             raise gr.Error(why, print_exception=False)
@@ -511,13 +578,22 @@ class WebApp:
         if not sess.iv.finished:
             yield (chat, status, tracker, *keep)
             return
-        head, md, _, transcript, dl_md, dl_html = self._report(self.c.finish(sess.iv))
+        head, md, _, transcript, dl_md, dl_html = self._report(self.c.finish(sess.iv, sess.owner))
         yield chat, status, tracker, head, md, transcript, dl_md, dl_html
 
-    def api_resume(self, session_id: str) -> tuple:
-        state = self.c.resumable(session_id)
+    def api_resume(self, session_id: str, owner_key: str | None = None, held: str | None = None,
+                   request: gr.Request = None) -> tuple:
+        """Continue one of this client's (or user's) unfinished interviews; any other id is 'not found'."""
+        key = self._api_key(owner_key, held)
+        owner = self._owner(request, key)
+        state = self.c.resumable(session_id, owner) if owner else None
         if state is None:
             raise gr.Error("That interview is finished or was not found - start a new one.", print_exception=False)
-        sess = Session(self.c.resume(state))
-        return sess, session_id, views.chat_messages(sess.iv.state, self.cited), self._status(sess.iv), \
-            self._tracker(sess.iv)
+        sess = Session(self.c.resume(state, owner), owner)
+        return (sess, session_id, views.chat_messages(sess.iv.state, self.cited), self._status(sess.iv),
+                self._tracker(sess.iv), key)
+
+    def api_history(self, owner_key: str | None = None, held: str | None = None, request: gr.Request = None) -> tuple:
+        """The History tab's list and progress chart, of this client's key (or user) only."""
+        key = self._api_key(owner_key, held)
+        return (*self.history(key, request), key)
