@@ -36,7 +36,7 @@ from ..errors import MlsdError
 from ..interview import MAX_MESSAGE_CHARS, Deps, Interview, build_deps
 from ..locks import SESSIONS
 from ..report import to_markdown, transcript_html
-from ..sessions import SessionStore
+from ..sessions import open_store
 from . import views
 from .control import (COMMANDS, LEVELS, MAX_MINUTES, MIN_MINUTES, RANDOM_CASE, Control, Finished, commands_text,
                       message_problem)
@@ -143,7 +143,9 @@ def create_app(settings: Settings, deps_factory: Callable[[Settings], Deps] = bu
     """Build the UI. `deps_factory` builds the shared engine dependencies (tests may pass a fake)."""
     deps = deps_factory(settings)
     out_dir = Path(tempfile.mkdtemp(prefix="mlsd-web-"))  # report downloads; gradio serves from the temp dir
-    control = Control(deps, SessionStore(settings.sessions_db), out_dir)
+    store = open_store(settings)  # SQLite, or PostgreSQL shared by several app processes
+    SESSIONS.across = store.lock  # one writer per session across those processes too
+    control = Control(deps, store, out_dir)
     return WebApp(control, browser_secret(settings.data_dir)).blocks
 
 
