@@ -506,9 +506,11 @@ class WebApp:
         if why:
             raise gr.Error(why, print_exception=False)
         self.accept(text, sess)
-        keep = (gr.skip(),) * 5
+        # Not gr.skip(): gradio rebuilds a component and its schema for every skipped output of every
+        # chunk (most of a turn's CPU). The API's client reads the status and report once at the end.
+        keep = (None,) * 5
         for chat in self.reply(sess):
-            yield (chat, gr.skip(), gr.skip(), *keep)
+            yield (chat, None, None, *keep)
         status, tracker = self._status(sess.iv), self._tracker(sess.iv)
         if not sess.iv.finished:
             yield (chat, status, tracker, *keep)
