@@ -2,7 +2,8 @@
 
 Each candidate is one browser session (its own gradio_client.Client): /start, then
 `--messages` answers, each after `--think` seconds, then /end. Reported per run:
-turns per second (answers and /end, over the wall time of the run), p50/p99 latency
+turns per second (answers and /end, over the wall time of the run; candidates
+start spread over one think time unless --together), p50/p99 latency
 of one turn (a /send until its reply has streamed in), errors, a cross-talk check
 (every candidate's final transcript holds exactly its own messages, in order), and
 each app process's RSS before the run, right after it, and after the sessions
@@ -54,12 +55,16 @@ ANSWERS = [  # our own words; each candidate adds its own tag so transcripts can
     "Monitor feature drift with the population stability index and retrain weekly",
 ]
 SETTLE_S = 75  # after the run: time for gradio to drop finished sessions' state before the last RSS
+# gradio_client opens a new httpx client per request, and each one loads the system's CA
+# certificates (~20 ms of CPU) although the app is plain http on loopback: ssl_verify=False
+# (no TLS is used at all) cuts the load generator's CPU, which shares the cores with the app, by about 4/5.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)  # /start (and /resume) until the first question
     errors: list[str] = field(default_factory=list)
     crosstalk: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -102,15 +107,26 @@ def user_texts(chat: list[dict]) -> list[str]:
             for m in chat if m["role"] == "user"]
 
 
-def candidate(i: int, urls: list[str], args, tally: Tally, dl: Path) -> None:
-    """One candidate's interview; with two processes it starts on one and goes on on the other."""
+def clients(i: int, urls: list[str]) -> list[Client]:
+    """Candidate i's browser sessions: one on its first process and, with two, one on the other.
+    Made before the clock starts (reading an app's config costs the client ~0.3 s of CPU)."""
     first, other = urls[i % len(urls)], urls[(i + 1) % len(urls)]
+    return [Client(u, verbose=False, analytics_enabled=False, download_files=False, ssl_verify=False)
+            for u in dict.fromkeys([first, other])]
+
+
+def candidate(i: int, sessions: list[Client], args, tally: Tally) -> None:
+    """One candidate's interview; with two processes it starts on one and goes on on the other."""
     try:
-        client = Client(first, verbose=False, analytics_enabled=False, download_files=str(dl / str(i)))
+        if not args.together:  # arrivals spread over one think time, as independent candidates would be
+            time.sleep(args.think * i / args.candidates)
+        client, t0 = sessions[0], time.perf_counter()
         sid = client.predict(CASES[i % len(CASES)], "senior", 45, "offline", api_name="/start")[0]
-        if other != first:
-            client = Client(other, verbose=False, analytics_enabled=False, download_files=str(dl / str(i)))
+        if len(sessions) > 1:
+            client = sessions[1]
             client.predict(sid, api_name="/resume")
+        with tally.lock:
+            tally.starts.append(time.perf_counter() - t0)
         sent = [f"{ANSWERS[k % len(ANSWERS)]} (candidate {i}, answer {k})." for k in range(args.messages)] + ["/end"]
         chat = []
         for text in sent:
@@ -122,10 +138,12 @@ def candidate(i: int, urls: list[str], args, tally: Tally, dl: Path) -> None:
         if user_texts(chat) != sent:
             with tally.lock:
                 tally.crosstalk.append(f"candidate {i}: {user_texts(chat)[:3]}...")
-        client.close()
     except Exception as e:  # counted and shown; the run goes on
         with tally.lock:
             tally.errors.append(f"candidate {i}: {type(e).__name__}: {str(e)[:160]}")
+    finally:
+        for c in sessions:
+            c.close()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -150,14 +168,15 @@ def run(args) -> None:
             shutil.copytree(first_data, data, ignore=shutil.ignore_patterns("sessions.sqlite3*"))
             procs_urls.append(start_app(data, env))
         procs, urls = [p for p, _ in procs_urls], [u for _, u in procs_urls]
-        warm = Client(urls[0], verbose=False, analytics_enabled=False, download_files=str(tmp / "dl"))
-        warm.predict(CASES[0], "senior", 45, "offline", api_name="/start")  # first call loads lazily
-        warm.predict(ANSWERS[0], api_name="/send")
-        warm.close()
+        for url in urls:  # each process loads its model on its first answer: not part of the run
+            warm = Client(url, verbose=False, analytics_enabled=False, download_files=False, ssl_verify=False)
+            warm.predict(CASES[0], "senior", 45, "offline", api_name="/start")
+            warm.predict(ANSWERS[0], api_name="/send")
+            warm.close()
         before = [rss_mb(p.pid) for p in procs]
 
         tally = Tally()
-        threads = [threading.Thread(target=candidate, args=(i, urls, args, tally, tmp / "dl"))
+        threads = [threading.Thread(target=candidate, args=(i, clients(i, urls), args, tally))
                    for i in range(args.candidates)]
         cpu0, own0 = [cpu_s(p.pid) for p in procs], time.process_time()
         t0 = time.perf_counter()
@@ -184,13 +203,16 @@ def report(args, tally: Tally, wall: float, cpu: tuple[float, float], before, af
     lat = sorted(tally.latencies)
     store = "PostgreSQL" if args.processes > 1 else "SQLite"
     print(f"{args.processes} process(es) on {store}, {args.candidates} candidates x {args.messages + 1} turns, "
-          f"think {args.think:g} s")
+          f"think {args.think:g} s{', all in lockstep' if args.together and args.think else ''}")
     if lat:
         print(f"  turns: {len(lat)} in {wall:.1f} s = {len(lat) / wall:.1f} turns/s; "
               f"latency per turn p50 {pct(lat, 50) * 1000:.0f} ms, p99 {pct(lat, 99) * 1000:.0f} ms, "
               f"max {lat[-1] * 1000:.0f} ms")
-        print(f"  CPU per turn (the candidates' /start and /resume included): app {cpu[0] / len(lat) * 1000:.0f} ms, "
-              f"this load generator {cpu[1] / len(lat) * 1000:.0f} ms (on the same cores)")
+        if tally.starts:
+            print(f"  opening an interview (/start{' and /resume' if args.processes > 1 else ''}): "
+                  f"p50 {pct(sorted(tally.starts), 50) * 1000:.0f} ms, p99 {pct(sorted(tally.starts), 99) * 1000:.0f} ms")
+        print(f"  CPU per turn (/start and /resume included): app {cpu[0] / len(lat) * 1000:.0f} ms, "
+              f"this load generator {cpu[1] / len(lat) * 1000:.0f} ms (on the same cores; PostgreSQL's own not counted)")
     print(f"  errors: {len(tally.errors)}; cross-talk: {len(tally.crosstalk)} transcripts with foreign or "
           f"missing messages")
     for line in (tally.errors + tally.crosstalk)[:5]:
@@ -206,6 +228,8 @@ def main() -> None:
     p.add_argument("--messages", type=int, default=6, help="answers per candidate (then /end)")
     p.add_argument("--think", type=float, default=0.0, help="seconds a candidate waits before each message")
     p.add_argument("--processes", type=int, choices=(1, 2), default=1)
+    p.add_argument("--together", action="store_true",
+                   help="all candidates start at once and so send in lockstep (a burst every think time)")
     p.add_argument("--settle", type=float, default=SETTLE_S, help="seconds to wait before the last RSS reading")
     run(p.parse_args())
 
