@@ -209,10 +209,12 @@ def report(args, tally: Tally, wall: float, cpu: tuple[float, float], before, af
               f"latency per turn p50 {pct(lat, 50) * 1000:.0f} ms, p99 {pct(lat, 99) * 1000:.0f} ms, "
               f"max {lat[-1] * 1000:.0f} ms")
         if tally.starts:
+            starts = sorted(tally.starts)
             print(f"  opening an interview (/start{' and /resume' if args.processes > 1 else ''}): "
-                  f"p50 {pct(sorted(tally.starts), 50) * 1000:.0f} ms, p99 {pct(sorted(tally.starts), 99) * 1000:.0f} ms")
+                  f"p50 {pct(starts, 50) * 1000:.0f} ms, p99 {pct(starts, 99) * 1000:.0f} ms")
         print(f"  CPU per turn (/start and /resume included): app {cpu[0] / len(lat) * 1000:.0f} ms, "
-              f"this load generator {cpu[1] / len(lat) * 1000:.0f} ms (on the same cores; PostgreSQL's own not counted)")
+              f"this load generator {cpu[1] / len(lat) * 1000:.0f} ms "
+              "(on the same cores; PostgreSQL's own not counted)")
     print(f"  errors: {len(tally.errors)}; cross-talk: {len(tally.crosstalk)} transcripts with foreign or "
           f"missing messages")
     for line in (tally.errors + tally.crosstalk)[:5]:

@@ -32,7 +32,7 @@ class SessionLocks:
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._busy: set[str] = set()
-        # The store's cross-process lock: (state) -> release, or raises SessionBusyError.
+        # The store's cross-process lock: (state) -> release; raises SessionBusyError or SessionStaleError.
         self.across: Callable[[object], Callable[[], None]] | None = None
 
     def busy(self, session_id: str) -> bool:
