@@ -43,11 +43,14 @@ test: install-test
 	bash scripts/test-deps.sh
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-# Figures for the README: tuned (tune half) and held-out side by side; the app's first page and RSS.
+# Figures for the README: tuned (tune half) and held-out side by side; the app's first page and RSS;
+# the app under load (bench/load.py: one process, 8 busy candidates, then 50 who think 5 s).
 bench: install-test
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/interview.py
 	$(BIN)/python bench/app_memory.py
+	$(BIN)/python bench/load.py
+	$(BIN)/python bench/load.py --candidates 50 --think 5
 
 # Re-choose the detector thresholds on the tune half (prints them; copy into mlsd_bot/signals.py).
 tune: install

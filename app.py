@@ -7,12 +7,22 @@ environment (MLSD_*, OPENAI_*); see README. The API key is never printed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
 
 # Before gradio is imported anywhere: no usage analytics leave this machine.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# gradio's queue keeps a record of the last 10,000 events and rebuilds a pandas summary of all
+# of them after every event (for its monitoring page): CPU per call that grows with traffic, and
+# memory that never comes back. We keep a few records and summarise rarely (operators may override).
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+# gradio tries `import matplotlib` before and after every event; a failed import is not cached,
+# so without matplotlib each try searches sys.path again. Marked absent once, it fails at once.
+if importlib.util.find_spec("matplotlib") is None:
+    sys.modules["matplotlib"] = None
 
 from mlsd_bot.cli import crash_line, quiet_streams
 from mlsd_bot.config import load_settings

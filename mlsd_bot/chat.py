@@ -8,7 +8,7 @@ import sys
 from .config import Settings
 from .errors import MlsdError
 from .interview import Interview, build_deps
-from .sessions import SessionStore
+from .sessions import open_store
 from .textsafe import clean
 
 HELP = "Commands: /hint for a nudge, /next to move on, /end to finish. Ctrl-D also ends."
@@ -49,7 +49,7 @@ def _replay_so_far(iv: Interview) -> None:
 
 def run_chat(settings: Settings, case_id: str | None, level: str, minutes: int, voice: str | None,
              resume: str | None = None) -> None:
-    store = SessionStore(settings.sessions_db)
+    store = open_store(settings)
     saved = store.load(resume) if resume else None  # an unknown or damaged session fails before the slow part
     if saved and saved.finished:
         raise MlsdError(f"interview {resume} has ended - print it with `mlsd-bot report {resume}`")

@@ -216,9 +216,9 @@ def _consume(iv, stream) -> dict:
 
 
 def _save(settings: Settings, iv, report=None) -> None:
-    from .sessions import SessionStore
+    from .sessions import open_store
 
-    SessionStore(settings.sessions_db).save(iv.state, report)
+    open_store(settings).save(iv.state, report)
 
 
 def cmd_chat(args, settings: Settings) -> None:
@@ -230,9 +230,9 @@ def cmd_chat(args, settings: Settings) -> None:
 
 def cmd_report(args, settings: Settings) -> None:
     from .report import to_html, to_markdown
-    from .sessions import SessionStore
+    from .sessions import open_store
 
-    store = SessionStore(settings.sessions_db)
+    store = open_store(settings)
     sid = args.session or next((s.id for s in store.list() if s.finished), None)
     if sid is None:
         raise BadInputError("no finished interview saved yet - run `mlsd-bot chat` first")
@@ -244,9 +244,9 @@ def cmd_report(args, settings: Settings) -> None:
 
 
 def cmd_sessions(args, settings: Settings) -> None:
-    from .sessions import SessionStore
+    from .sessions import open_store
 
-    sessions = SessionStore(settings.sessions_db).list()
+    sessions = open_store(settings).list()
     if not sessions:
         print("no saved interviews yet - start one with `mlsd-bot chat` or `make run`")
     for s in sessions:

@@ -37,6 +37,9 @@ class Settings:
     port: int = 7860
     auth: tuple[str, str] | None = field(default=None, repr=False)
     users_file: Path | None = None  # MLSD_USERS: name:scrypt-hash lines (mlsd_bot/users.py)
+    # MLSD_DATABASE_URL: sessions in PostgreSQL instead of SQLite (several app processes share it).
+    # repr=False: the URL may hold a password.
+    database_url: str | None = field(default=None, repr=False)
 
     @property
     def index_dir(self) -> Path:
@@ -98,6 +101,15 @@ def _auth(raw: str | None) -> tuple[str, str] | None:
     return user, pw
 
 
+def _database_url(raw: str | None) -> str | None:
+    """A postgresql:// URL, or None for the embedded SQLite store. Errors never echo the URL (password)."""
+    if not raw:
+        return None
+    if not raw.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("MLSD_DATABASE_URL must start with postgresql:// (unset it to keep sessions in SQLite)")
+    return raw
+
+
 def _voice(env: Mapping[str, str], key: str | None, base_url: str | None) -> str:
     """Explicit MLSD_VOICE wins; otherwise an LLM is used only when one is configured."""
     voice = env.get("MLSD_VOICE", "").strip().lower()
@@ -132,4 +144,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         port=_int(env, "MLSD_PORT", 7860),
         auth=_auth(env.get("MLSD_AUTH")),
         users_file=Path(env["MLSD_USERS"]).expanduser() if env.get("MLSD_USERS") else None,
+        database_url=_database_url(env.get("MLSD_DATABASE_URL")),
     )

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -40,6 +41,7 @@ MAX_TOKENS = 256  # the sentence-transformers max_seq_length of all-MiniLM-L6-v2
 DIM = 384
 TOKENS_PER_BATCH = 1024  # word pieces per batch: 4 chunks of 256, 32 short sentences (bigger batches cost more CPU here)
 MAX_BATCH = 128
+RECENT_TEXTS = 2048  # model-encoded texts kept (~1.5 kB each) for the next call that asks again
 VECTORS_PATH = Path(__file__).parent / "data" / "embedding" / "vectors.npz"
 # Everything that decides a vector: shipped vectors made under another checksum are ignored.
 MODEL_CHECKSUM = hashlib.sha256(f"{MODEL_SHA256}:{TOKENIZER_SHA256}:{MAX_TOKENS}".encode()).hexdigest()[:16]
@@ -115,6 +117,10 @@ class MiniLM:
         self.known = known if known is not None else KnownVectors()
         self.model_runs = 0
         self.recorded: dict[str, np.ndarray] | None = None
+        # The last texts the model encoded: one turn reads the candidate's sentences for signals and
+        # again for mistakes, which re-ran the model on them (a sixth of a turn's CPU). Bounded.
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self._session = None
         self._tok = None
         self._load_lock = threading.Lock()
@@ -145,14 +151,32 @@ class MiniLM:
         for i, text in enumerate(texts):
             v = self.known.get(text)
             if v is None:
+                v = self._recently(text)
+            if v is None:
                 missing.append(i)
             else:
                 out[i] = v
         if missing:
-            out[missing] = self.run_model([texts[i] for i in missing])
+            fresh = self.run_model([texts[i] for i in missing])
+            out[missing] = fresh
+            self._remember([texts[i] for i in missing], fresh)
         if self.recorded is not None:
             self.recorded.update(zip(texts, out))
         return out
+
+    def _recently(self, text: str) -> np.ndarray | None:
+        with self._recent_lock:
+            v = self._recent.get(text)
+            if v is not None:
+                self._recent.move_to_end(text)
+            return v
+
+    def _remember(self, texts: list[str], vectors: np.ndarray) -> None:
+        with self._recent_lock:
+            for text, v in zip(texts, vectors):
+                self._recent[text] = v
+            while len(self._recent) > RECENT_TEXTS:
+                self._recent.popitem(last=False)
 
     def run_model(self, texts: Sequence[str]) -> np.ndarray:
         """Encode with the model, ignoring `known`: batches of similar token length, so little padding."""

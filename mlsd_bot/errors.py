@@ -59,3 +59,10 @@ class SessionBusyError(MlsdError):
 
     def __init__(self) -> None:
         super().__init__("The interviewer is still answering your last message - wait for the reply, then send again.")
+
+
+class SessionStaleError(MlsdError):
+    """This copy of an interview is behind the saved one: another app process went on with it."""
+
+    def __init__(self) -> None:
+        super().__init__("This interview went on in another window - reload the page (or resume it) to continue.")

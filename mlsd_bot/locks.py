@@ -9,7 +9,9 @@ dropped), and a send meanwhile raises SessionBusyError - nothing of it is saved.
 
 The registry holds only the sessions busy right now (a set under one mutex), so it
 stays small however many sessions there are. It is per process: several app
-processes on one database need a lock in the database as well.
+processes on one database need a lock in the database as well, which the app
+plugs in as `SESSIONS.across = store.lock` (the PostgreSQL store's advisory lock;
+a no-op for SQLite). It is taken after the in-process lock and released with it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class SessionLocks:
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._busy: set[str] = set()
+        # The store's cross-process lock: (state) -> release; raises SessionBusyError or SessionStaleError.
+        self.across: Callable[[object], Callable[[], None]] | None = None
 
     def busy(self, session_id: str) -> bool:
         with self._mutex:
@@ -55,11 +59,23 @@ class SessionLocks:
         """`iv.send(text)` while holding the session's lock, released when the reply stream ends."""
         release = self.acquire(iv.state.session_id)
         try:
+            if self.across is not None:
+                release = _both(self.across(iv.state), release)
             stream = iv.send(text)
         except BaseException:
             release()
             raise
         return _Held(stream, release)
+
+
+def _both(first: Callable[[], None], then: Callable[[], None]) -> Callable[[], None]:
+    """Release the cross-process lock, then the in-process one (each at most once)."""
+    def release() -> None:
+        try:
+            first()
+        finally:
+            then()
+    return release
 
 
 class _Held:

@@ -14,6 +14,10 @@ keep, a fresh one is started, and one warning line names both files. This
 happens on opening and, if the file is damaged while the app runs, on the next
 call (which is then retried on the fresh file). A saved row whose JSON does not
 validate is a one-line error naming the session and the file.
+
+`open_store(settings)` picks the store: this SQLite file (the embedded default), or
+PostgreSQL (`mlsd_bot/pgstore.py`) when MLSD_DATABASE_URL is set, so that several
+app processes share the sessions. Both have the methods of `_Sessions`.
 """
 
 from __future__ import annotations
@@ -71,9 +75,45 @@ def _warn(line: str) -> None:
     print(f"mlsd-bot: warning: {line}", file=sys.stderr, flush=True)
 
 
-class SessionStore:
+def open_store(settings) -> "_Sessions":
+    """The sessions store the settings ask for: PostgreSQL if MLSD_DATABASE_URL is set, else SQLite."""
+    if settings.database_url:
+        from .pgstore import PostgresSessionStore  # psycopg is imported only when it is used
+
+        return PostgresSessionStore(settings.database_url)
+    return SessionStore(settings.sessions_db)
+
+
+class _Sessions:
+    """What both stores share: parsing saved rows, the per-owner view, the cross-process lock."""
+
+    where: str  # the file or the (password-free) database URL, for messages
+
+    def _parse(self, model, raw, session_id: str, what: str):
+        try:
+            return model.model_validate_json(raw)
+        except (ValidationError, ValueError, TypeError) as e:
+            first = e.errors()[0]["msg"] if isinstance(e, ValidationError) else type(e).__name__
+            raise BadInputError(f"{self.where}: the {what} of interview {session_id} is damaged ({first}) - "
+                                "start a new interview") from None
+
+    def latest_unfinished(self, owner: str | None = None) -> SessionSummary | None:
+        return next((s for s in self.list(owner=owner) if not s.finished), None)
+
+    def scoped(self, owner: str) -> "OwnedSessions":
+        """This store as one user sees it: their sessions only, new ones saved as theirs."""
+        return OwnedSessions(self, owner)
+
+    def lock(self, state: InterviewState) -> Callable[[], None]:
+        """Hold this session for one turn against other processes; returns the release function.
+        One SQLite file serves one app process, whose in-process lock (locks.py) is enough."""
+        return lambda: None
+
+
+class SessionStore(_Sessions):
     def __init__(self, path: Path, clock: Callable[[], float] = time.time, warn: Callable[[str], None] = _warn):
         self.path, self.clock, self._warn = Path(path), clock, warn
+        self.where = str(self.path)
         self._repair_lock = threading.Lock()
         self._checked = False  # True once the file passed _open_checked
         try:
@@ -88,6 +128,10 @@ class SessionStore:
         db = sqlite3.connect(self.path, timeout=10)
         try:
             db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer of another session
+            # Commits reach the OS without an fsync each (WAL + NORMAL): a killed app loses no
+            # saved turn (the OS has the pages); only a power cut may lose the last ones. An fsync
+            # per save was most of a turn's time on the database.
+            db.execute("PRAGMA synchronous=NORMAL")
         except BaseException:
             db.close()
             raise
@@ -191,14 +235,6 @@ class SessionStore:
         row = self._row("SELECT report FROM sessions WHERE id=?", session_id, owner)
         return self._parse(Report, row[0], session_id, "saved report") if row[0] else None
 
-    def _parse(self, model, raw, session_id: str, what: str):
-        try:
-            return model.model_validate_json(raw)
-        except (ValidationError, ValueError, TypeError) as e:
-            first = e.errors()[0]["msg"] if isinstance(e, ValidationError) else type(e).__name__
-            raise BadInputError(f"{self.path}: the {what} of interview {session_id} is damaged ({first}) - "
-                                "start a new interview") from None
-
     def _row(self, sql: str, session_id: str, owner: str | None = None) -> tuple:
         session_id = clean(str(session_id))  # ids come from URLs and the API: SQLite cannot bind a surrogate
         params: tuple = (session_id,)
@@ -217,19 +253,16 @@ class SessionStore:
             f"FROM sessions {where}ORDER BY updated DESC LIMIT ?", params).fetchall())
         return [SessionSummary(*r[:5], bool(r[5]), r[6], r[7], _phase_scores(r[8])) for r in rows]
 
-    def latest_unfinished(self, owner: str | None = None) -> SessionSummary | None:
-        return next((s for s in self.list(owner=owner) if not s.finished), None)
-
-    def scoped(self, owner: str) -> "OwnedSessions":
-        """This store as one user sees it: their sessions only, new ones saved as theirs."""
-        return OwnedSessions(self, owner)
 
 
 class OwnedSessions:
-    """One owner's view of a SessionStore, with the same methods (a drop-in for the UI and the CLI)."""
+    """One owner's view of a store, with the same methods (a drop-in for the UI and the CLI)."""
 
-    def __init__(self, store: SessionStore, owner: str):
+    def __init__(self, store: _Sessions, owner: str):
         self.store, self.owner = store, owner
+
+    def lock(self, state: InterviewState) -> Callable[[], None]:
+        return self.store.lock(state)
 
     def save(self, state: InterviewState, report: Report | None = None) -> None:
         self.store.save(state, report, owner=self.owner)

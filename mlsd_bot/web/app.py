@@ -45,7 +45,7 @@ from ..errors import MlsdError
 from ..interview import MAX_MESSAGE_CHARS, Deps, Interview, build_deps
 from ..locks import SESSIONS
 from ..report import to_markdown, transcript_html
-from ..sessions import SessionStore
+from ..sessions import open_store
 from . import views
 from .control import (COMMANDS, LEVELS, MAX_MINUTES, MIN_MINUTES, RANDOM_CASE, Control, Finished, browser_owner,
                       commands_text, message_problem, new_browser_key)
@@ -156,7 +156,9 @@ def create_app(settings: Settings, deps_factory: Callable[[Settings], Deps] = bu
     """Build the UI. `deps_factory` builds the shared engine dependencies (tests may pass a fake)."""
     deps = deps_factory(settings)
     out_dir = Path(tempfile.mkdtemp(prefix="mlsd-web-"))  # report downloads; gradio serves from the temp dir
-    control = Control(deps, SessionStore(settings.sessions_db), out_dir)
+    store = open_store(settings)  # SQLite, or PostgreSQL shared by several app processes
+    SESSIONS.across = store.lock  # one writer per session across those processes too
+    control = Control(deps, store, out_dir)
     login = bool(settings.auth or settings.users_file)
     return WebApp(control, browser_secret(settings.data_dir), login).blocks
 
@@ -571,9 +573,11 @@ class WebApp:
         if why:
             raise gr.Error(why, print_exception=False)
         self.accept(text, sess)
-        keep = (gr.skip(),) * 5
+        # Not gr.skip(): gradio rebuilds a component and its schema for every skipped output of every
+        # chunk (most of a turn's CPU). The API's client reads the status and report once at the end.
+        keep = (None,) * 5
         for chat in self.reply(sess):
-            yield (chat, gr.skip(), gr.skip(), *keep)
+            yield (chat, None, None, *keep)
         status, tracker = self._status(sess.iv), self._tracker(sess.iv)
         if not sess.iv.finished:
             yield (chat, status, tracker, *keep)
