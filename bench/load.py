@@ -121,10 +121,11 @@ def candidate(i: int, sessions: list[Client], args, tally: Tally) -> None:
         if not args.together:  # arrivals spread over one think time, as independent candidates would be
             time.sleep(args.think * i / args.candidates)
         client, t0 = sessions[0], time.perf_counter()
-        sid = client.predict(CASES[i % len(CASES)], "senior", 45, "offline", api_name="/start")[0]
+        started = client.predict(CASES[i % len(CASES)], "senior", 45, "offline", api_name="/start")
+        sid, key = started[0], started[-1]  # the last output: this client's owner key (no login)
         if len(sessions) > 1:
             client = sessions[1]
-            client.predict(sid, api_name="/resume")
+            client.predict(sid, key, api_name="/resume")
         with tally.lock:
             tally.starts.append(time.perf_counter() - t0)
         sent = [f"{ANSWERS[k % len(ANSWERS)]} (candidate {i}, answer {k})." for k in range(args.messages)] + ["/end"]

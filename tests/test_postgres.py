@@ -195,10 +195,11 @@ def test_an_interview_started_on_one_process_is_finished_on_the_other(two_apps, 
     a, b = two_apps
     on_a = Client(a.url, verbose=False, analytics_enabled=False, download_files=str(tmp_path / "a"))
     on_b = Client(b.url, verbose=False, analytics_enabled=False, download_files=str(tmp_path / "b"))
-    sid = on_a.predict("news_feed", "senior", 45, "offline", api_name="/start")[SID]
+    started = on_a.predict("news_feed", "senior", 45, "offline", api_name="/start")
+    sid, key = started[SID], started[-1]  # the last output: the client's owner key (no login)
     said = on_a.predict("About 300M daily users open the feed; it must render within 200 ms.", api_name="/send")
 
-    resumed = on_b.predict(sid, api_name="/resume")
+    resumed = on_b.predict(sid, key, api_name="/resume")
     assert resumed[O_CHAT] == said[CHAT]  # process b reads what process a saved
     on_b.predict("Labels come from comments and dwell time joined to impressions by request id.", api_name="/send")
     done = on_b.predict("/end", api_name="/send")
