@@ -100,7 +100,7 @@ def test_every_pitfall_has_exactly_the_fields_well_typed(catalogue) -> None:
         for key in ("cases", "fine_in", "cues", "mistake", "correct"):
             assert isinstance(p[key], list) and all(isinstance(x, str) and x.strip() for x in p[key]), (p["id"], key)
         assert 1 <= len(p["cues"]) <= 4, p["id"]
-        assert 8 <= len(p["mistake"]) <= 12 and 8 <= len(p["correct"]) <= 12, p["id"]
+        assert 8 <= len(p["mistake"]) <= 24 and 8 <= len(p["correct"]) <= 24, p["id"]
         assert len(set(p["mistake"] + p["correct"])) == len(p["mistake"]) + len(p["correct"]), p["id"]
 
 
