@@ -54,18 +54,23 @@ def score(deps, items: list[dict], show: int = 0) -> tuple[float, float]:
     return hits / max(n_m, 1), alarms / max(n_c, 1)
 
 
+def critique_figures(split_name: str = "all", show: int = 0) -> None:
+    """Print recall and false alarms of the critiques, tune and held-out cases side by side."""
+    split = yaml.safe_load((ROOT / "bench" / "split.yaml").read_text())
+    items = [json.loads(x) for x in (ROOT / "bench" / "data" / "critiques.jsonl").read_text().splitlines() if x.strip()]
+    deps = build_deps(load_settings(), voice="offline")
+    for name in (["tune", "heldout"] if split_name == "all" else [split_name]):
+        part = [i for i in items if i["case"] in split[name]]
+        recall, false = score(deps, part, show)
+        print(f"critiques ({name}, {len(part)} messages): recall {recall:.2f}, false alarms {false:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=["tune", "heldout", "all"], default="all")
     ap.add_argument("--show", type=int, default=0)
     args = ap.parse_args()
-    split = yaml.safe_load((ROOT / "bench" / "split.yaml").read_text())
-    items = [json.loads(x) for x in (ROOT / "bench" / "data" / "critiques.jsonl").read_text().splitlines() if x.strip()]
-    deps = build_deps(load_settings(), voice="offline")
-    for name in (["tune", "heldout"] if args.split == "all" else [args.split]):
-        part = [i for i in items if i["case"] in split[name]]
-        recall, false = score(deps, part, args.show)
-        print(f"critiques ({name}, {len(part)} messages): recall {recall:.2f}, false alarms {false:.2f}")
+    critique_figures(args.split, args.show)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ Prints, in one run:
   plain keyword-matching baseline on the same messages, on the tune half (the
   cases whose messages the thresholds were chosen on, bench/tune_signals.py) and
   the held-out half (never looked at while tuning), split by case (bench/split.yaml);
+- grading error against expert grades (bench/personas.py) and critique recall and false
+  alarms (bench/critiques.py), tune and held-out cases side by side;
 - engine time per candidate turn (p50/p99, in-process, excluding start-up) over
   full interviews replayed from the same messages, one interview per case.
 Usage: .venv/bin/python bench/interview.py
@@ -23,7 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from critiques import critique_figures  # noqa: E402  (bench/ is on sys.path: run as a script)
 from halves import HALVES, by_half  # noqa: E402
+from personas import grading_error  # noqa: E402
 from mlsd_bot.config import load_settings  # noqa: E402
 from mlsd_bot.contract import PHASES, SIGNALS  # noqa: E402
 from mlsd_bot.embeddings import get_encoder  # noqa: E402
@@ -110,6 +114,8 @@ def engine_timing(rows: list[dict]) -> None:
 def main() -> None:
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     detection(rows)
+    grading_error()  # bench/personas.py: expert-graded interviews, tune and held-out
+    critique_figures()  # bench/critiques.py: mistakes and look-alikes, tune and held-out
     engine_timing(rows)
 
 

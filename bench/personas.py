@@ -81,10 +81,8 @@ def summary(rows: list[tuple[dict, int, str]]) -> str:
     return f"MAE {mae:.1f}, Spearman {spearman(tool, expert):.2f}, side right {sides}/{len(rows)}"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--show", action="store_true", help="one line per interview")
-    args = ap.parse_args()
+def grading_error(show: bool = False) -> None:
+    """Print the grading error against the expert grades, tune and held-out interviews side by side."""
     split = yaml.safe_load((ROOT / "bench" / "split.yaml").read_text())
     clock = Clock()
     deps = build_deps(load_settings(), voice="offline", clock=clock)
@@ -96,9 +94,15 @@ def main() -> None:
             head, iv = replay(deps, clock, path)
             r = iv.report()
             rows.append((head, r.overall.score, r.overall.verdict))
-            if args.show:
+            if show:
                 print(f"  {path.name}: tool {r.overall.score} | expert {head['expert_score']}")
         print(f"personas ({name}, {len(rows)} interviews): {summary(rows)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--show", action="store_true", help="one line per interview")
+    grading_error(ap.parse_args().show)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Spotting a design mistake the candidate actually made (not one they rejected).
 
-The catalogue (data/pitfalls.yaml) gives each pitfall a cheap regex gate, the
+The catalogue (data/pitfalls.yaml, plus case-specific traps in data/case_pitfalls/) gives each pitfall a cheap regex gate, the
 cases where it is a mistake, and two sets of example sentences: candidates
 making the mistake, and look-alikes that are fine (rejecting it, contrasting
 it, the correct counterpart). A sentence is a mistake when
@@ -33,7 +33,8 @@ from .embeddings import MiniLM
 from .retrieval import terms
 from .signals import encode_cached
 
-PITFALLS = Path(__file__).parent / "data" / "pitfalls.yaml"
+PITFALLS = Path(__file__).parent / "data" / "pitfalls.yaml"  # mistakes common to many cases
+CASE_PITFALLS = Path(__file__).parent / "data" / "case_pitfalls"  # traps of one or a few cases, a file per group
 MISTAKE_FLOOR = 0.55  # cosine to the nearest mistake example, for a pitfall of the phase under discussion
 MARGIN = 0.03  # ... and at least this much closer than to the nearest look-alike
 CLOSE_FLOOR, CLOSE_MARGIN = 0.5, 0.08  # or: a little less close, but clearly closer to the mistakes
@@ -69,9 +70,21 @@ class Pitfall:
         return case not in self.fine_in and (self.cases is None or case in self.cases)
 
 
-def load_pitfalls(path: Path = PITFALLS) -> list[Pitfall]:
+def load_pitfalls(path: Path = PITFALLS, case_dir: Path | None = CASE_PITFALLS) -> list[Pitfall]:
+    """The common catalogue, then the case-specific files (sorted by name); ids are unique across all."""
+    files = [path] + (sorted(case_dir.glob("*.yaml")) if case_dir is not None and case_dir.is_dir() else [])
+    out = [p for f in files for p in _read_pitfalls(f)]
+    seen: set[str] = set()
+    for p in out:
+        if p.id in seen:
+            raise ValueError(f"pitfall id {p.id} is defined twice")
+        seen.add(p.id)
+    return out
+
+
+def _read_pitfalls(path: Path) -> list[Pitfall]:
     out = []
-    for r in yaml.safe_load(path.read_text(encoding="utf-8")):
+    for r in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
         if r["phase"] not in PHASES or r["signal"] not in SIGNALS:
             raise ValueError(f"{path.name}: pitfall {r['id']} has an unknown phase or signal")
         out.append(Pitfall(r["id"], r["phase"], r["signal"], r["name"],

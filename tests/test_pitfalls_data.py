@@ -21,6 +21,7 @@ from mlsd_bot.contract import PHASES, SIGNALS
 from mlsd_bot.knowledge import chunk_note, load_notes
 
 PITFALLS_FILE = PROJECT_ROOT / "mlsd_bot" / "data" / "pitfalls.yaml"
+CASE_PITFALLS_DIR = PROJECT_ROOT / "mlsd_bot" / "data" / "case_pitfalls"
 CASE_NOTES = PROJECT_ROOT / "knowledge" / "case_studies"
 
 # The catalogue's ids, in order, with their phase and signal (fixed: the engine and the notes key on them).
@@ -76,18 +77,33 @@ FIELDS = {"id", "phase", "signal", "name", "cases", "fine_in", "cues", "mistake"
 
 
 @pytest.fixture(scope="module")
-def catalogue() -> list[dict]:
+def common() -> list[dict]:
     data = yaml.safe_load(PITFALLS_FILE.read_text(encoding="utf-8"))
     assert isinstance(data, list) and all(isinstance(p, dict) for p in data)
     return data
+
+
+@pytest.fixture(scope="module")
+def case_specific() -> list[dict]:
+    """Traps of one or a few cases (mlsd_bot/data/case_pitfalls/*.yaml): counterpoints only in their case notes."""
+    data = [p for f in sorted(CASE_PITFALLS_DIR.glob("*.yaml")) for p in yaml.safe_load(f.read_text(encoding="utf-8"))]
+    assert all(isinstance(p, dict) for p in data)
+    return data
+
+
+@pytest.fixture(scope="module")
+def catalogue(common, case_specific) -> list[dict]:
+    return common + case_specific
 
 
 def _cues(pitfall: dict) -> list[re.Pattern]:
     return [re.compile(c, re.I) for c in pitfall["cues"]]
 
 
-def test_ids_phases_and_signals_are_exactly_the_catalogue(catalogue) -> None:
-    assert [(p["id"], p["phase"], p["signal"]) for p in catalogue] == CATALOGUE
+def test_ids_phases_and_signals_are_exactly_the_catalogue(common, case_specific) -> None:
+    assert [(p["id"], p["phase"], p["signal"]) for p in common] == CATALOGUE
+    ids = [p["id"] for p in common + case_specific]
+    assert len(ids) == len(set(ids))
     assert {phase for _, phase, _ in CATALOGUE} == set(PHASES)
     assert {signal for *_, signal in CATALOGUE} <= set(SIGNALS)
 
@@ -144,11 +160,19 @@ def notes():
     return load_notes(PROJECT_ROOT / "knowledge")
 
 
-def test_every_pitfall_has_one_generic_counterpoint_in_its_phase_note(catalogue, notes) -> None:
+def test_every_pitfall_has_one_generic_counterpoint_in_its_phase_note(common, notes) -> None:
     framework = {n.phase: n for n in notes if n.kind == "framework"}
     for phase, note in framework.items():
         ids = [pid for pid, _, _ in note.pushback]
-        assert sorted(ids) == sorted(p["id"] for p in catalogue if p["phase"] == phase), note.source
+        assert sorted(ids) == sorted(p["id"] for p in common if p["phase"] == phase), note.source
+
+
+def test_every_case_specific_pitfall_has_a_counterpoint_in_each_of_its_case_notes(case_specific, notes) -> None:
+    """No generic fallback for a case's own trap: each of its cases states the counterpoint itself."""
+    bullets = {(n.id, pid, phase) for n in notes if n.kind == "case" for pid, phase, _ in n.pushback}
+    for p in case_specific:
+        for case in p["cases"]:
+            assert (case, p["id"], p["phase"]) in bullets, (case, p["id"])
 
 
 def test_every_pitfall_and_applicable_case_has_one_counterpoint_in_that_phase(catalogue, notes) -> None:
