@@ -54,9 +54,9 @@ def _strings(node, key: str = "") -> list[tuple[str, str, bool]]:
 
 
 def product_sentences() -> list[tuple[str, str, bool]]:
-    """(file:where, text, is_regex) of every sentence-like string in mlsd_bot/data/*.yaml."""
+    """(file:where, text, is_regex) of every sentence-like string in mlsd_bot/data/*.yaml and data/case_pitfalls/*.yaml."""
     out = []
-    for path in sorted(PRODUCT_DATA.glob("*.yaml")):
+    for path in sorted([*PRODUCT_DATA.glob("*.yaml"), *PRODUCT_DATA.glob("case_pitfalls/*.yaml")]):
         for where, text, is_regex in _strings(yaml.safe_load(path.read_text(encoding="utf-8"))):
             if is_regex or len(text.split()) >= MIN_WORDS:
                 out.append((f"{path.name}:{where}", text, is_regex))
