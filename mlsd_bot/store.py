@@ -137,6 +137,9 @@ class KnowledgeIndex:
             self.store.delete(where={"source": source})
         added, unchanged = [], []
         runs_before = self.encoder.model_runs
+        # One bulk call for every changed chunk (the model then runs on all cores); the per-note
+        # writes below find these vectors among the encoder's recent ones.
+        self.encoder.encode([c.text for n in notes if indexed.get(n.source) != n.digest for c in chunk_note(n)])
         for i, note in enumerate(notes, 1):
             if indexed.get(note.source) == note.digest:
                 unchanged.append(note.source)

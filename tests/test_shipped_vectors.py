@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
+from mlsd_bot import embeddings
 from mlsd_bot.embeddings import MODEL_CHECKSUM, VECTORS_PATH, KnownVectors, MiniLM, get_encoder, text_key
 from mlsd_bot.knowledge import chunk_note, load_notes
 from mlsd_bot.config import load_settings
@@ -113,3 +114,12 @@ def test_refresh_keeps_unchanged_rows_encodes_new_texts_and_drops_gone_ones(sett
     kept = set(old_rows) & set(new_rows)
     assert len(kept) == written - len(changed)
     assert all(np.array_equal(old_rows[k], new_rows[k]) for k in kept)  # bit for bit
+
+
+def test_a_bulk_call_on_per_core_sessions_gives_the_vectors_of_the_single_session() -> None:
+    """A cold ingest spreads its batches over one session per core: the vectors must not change."""
+    texts = [f"Chunk {i}: the ranker scores {i * 7} candidates per request within {20 + i} ms." for i in range(70)]
+    assert len(texts) >= embeddings.BULK_TEXTS
+    bulk = embeddings.MiniLM().run_model(texts)
+    one = np.vstack([embeddings.MiniLM().run_model(texts[i:i + 10]) for i in range(0, len(texts), 10)])
+    assert np.allclose(bulk, one, atol=1e-5)
