@@ -31,9 +31,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from .errors import ConfigError, SessionBusyError, SessionNotFoundError, SessionStaleError, StoreError
 from .report import Report
-from .sessions import SessionSummary, _phase_scores, _Sessions
+from .sessions import _Sessions
 from .state import InterviewState
-from .textsafe import clean
 
 T = TypeVar("T")
 IDLE_CONNECTIONS = 8  # kept open between calls; more are opened when more threads call at once
@@ -77,6 +76,8 @@ class _Redactor:
 
 
 class PostgresSessionStore(_Sessions):
+    TABLE, MARK = "mlsd_sessions", "%s"
+
     def __init__(self, url: str, clock: Callable[[], float] = time.time, idle: int = IDLE_CONNECTIONS):
         self._redactor = _Redactor(url)
         self._url, self.clock, self._max_idle = url, clock, idle
@@ -147,32 +148,6 @@ class PostgresSessionStore(_Sessions):
                report.model_dump_json() if report else None, owner, len(state.turns))
         if self._run(lambda conn: conn.execute(_UPSERT, row).rowcount) == 0:
             raise SessionNotFoundError(state.session_id)
-
-    def load(self, session_id: str, owner: str | None = None) -> InterviewState:
-        row = self._row("state", session_id, owner)
-        return self._parse(InterviewState, row[0], session_id, "saved state")
-
-    def report(self, session_id: str, owner: str | None = None) -> Report | None:
-        row = self._row("report", session_id, owner)
-        return self._parse(Report, row[0], session_id, "saved report") if row[0] else None
-
-    def _row(self, column: str, session_id: str, owner: str | None) -> tuple:
-        session_id = clean(str(session_id))  # ids come from URLs and the API: no surrogates or NULs
-        sql, params = f"SELECT {column} FROM mlsd_sessions WHERE id = %s", (session_id,)
-        if owner is not None:
-            sql, params = sql + " AND owner = %s", (session_id, owner)
-        row = self._run(lambda conn: conn.execute(sql, params).fetchone())
-        if row is None:
-            raise SessionNotFoundError(session_id)
-        return row
-
-    def list(self, limit: int = 100, owner: str | None = None) -> list[SessionSummary]:
-        """Newest first; with `owner`, only that owner's sessions."""
-        where, params = ("WHERE owner = %s ", (owner, limit)) if owner is not None else ("", (limit,))
-        rows = self._run(lambda conn: conn.execute(
-            "SELECT id, case_id, level, started, updated, finished, phase, score, report "
-            f"FROM mlsd_sessions {where}ORDER BY updated DESC LIMIT %s", params).fetchall())
-        return [SessionSummary(*r[:5], bool(r[5]), r[6], r[7], _phase_scores(r[8])) for r in rows]
 
     # --- one writer per session, across processes -----------------------------------------------
 

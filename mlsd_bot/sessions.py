@@ -88,6 +88,36 @@ class _Sessions:
     """What both stores share: parsing saved rows, the per-owner view, the cross-process lock."""
 
     where: str  # the file or the (password-free) database URL, for messages
+    TABLE: str  # the sessions table
+    MARK: str  # the driver's parameter placeholder ("?" for sqlite3, "%s" for psycopg)
+    # Each store defines _run(fn): fn(connection) under its own error handling.
+
+    def load(self, session_id: str, owner: str | None = None) -> InterviewState:
+        """The saved state; with `owner`, only a session of that owner (any other is 'not found')."""
+        row = self._row("state", session_id, owner)
+        return self._parse(InterviewState, row[0], session_id, "saved state")
+
+    def report(self, session_id: str, owner: str | None = None) -> Report | None:
+        row = self._row("report", session_id, owner)
+        return self._parse(Report, row[0], session_id, "saved report") if row[0] else None
+
+    def _row(self, column: str, session_id: str, owner: str | None) -> tuple:
+        session_id = clean(str(session_id))  # ids come from URLs and the API: no surrogates or NULs to bind
+        sql, params = f"SELECT {column} FROM {self.TABLE} WHERE id = {self.MARK}", (session_id,)
+        if owner is not None:
+            sql, params = sql + f" AND owner = {self.MARK}", (session_id, owner)
+        row = self._run(lambda conn: conn.execute(sql, params).fetchone())
+        if row is None:
+            raise SessionNotFoundError(session_id)
+        return row
+
+    def list(self, limit: int = 100, owner: str | None = None) -> list[SessionSummary]:
+        """Newest first; with `owner`, only that owner's sessions."""
+        where, params = (f"WHERE owner = {self.MARK} ", (owner, limit)) if owner is not None else ("", (limit,))
+        rows = self._run(lambda conn: conn.execute(
+            "SELECT id, case_id, level, started, updated, finished, phase, score, report "
+            f"FROM {self.TABLE} {where}ORDER BY updated DESC LIMIT {self.MARK}", params).fetchall())
+        return [SessionSummary(*r[:5], bool(r[5]), r[6], r[7], _phase_scores(r[8])) for r in rows]
 
     def _parse(self, model, raw, session_id: str, what: str):
         try:
@@ -111,6 +141,8 @@ class _Sessions:
 
 
 class SessionStore(_Sessions):
+    TABLE, MARK = "sessions", "?"
+
     def __init__(self, path: Path, clock: Callable[[], float] = time.time, warn: Callable[[str], None] = _warn):
         self.path, self.clock, self._warn = Path(path), clock, warn
         self.where = str(self.path)
@@ -225,34 +257,6 @@ class SessionStore(_Sessions):
 
         if self._run(write) == 0:
             raise SessionNotFoundError(state.session_id)
-
-    def load(self, session_id: str, owner: str | None = None) -> InterviewState:
-        """The saved state; with `owner`, only a session of that owner (any other is 'not found')."""
-        row = self._row("SELECT state FROM sessions WHERE id=?", session_id, owner)
-        return self._parse(InterviewState, row[0], session_id, "saved state")
-
-    def report(self, session_id: str, owner: str | None = None) -> Report | None:
-        row = self._row("SELECT report FROM sessions WHERE id=?", session_id, owner)
-        return self._parse(Report, row[0], session_id, "saved report") if row[0] else None
-
-    def _row(self, sql: str, session_id: str, owner: str | None = None) -> tuple:
-        session_id = clean(str(session_id))  # ids come from URLs and the API: SQLite cannot bind a surrogate
-        params: tuple = (session_id,)
-        if owner is not None:
-            sql, params = sql + " AND owner=?", (session_id, owner)
-        row = self._run(lambda db: db.execute(sql, params).fetchone())
-        if row is None:
-            raise SessionNotFoundError(session_id)
-        return row
-
-    def list(self, limit: int = 100, owner: str | None = None) -> list[SessionSummary]:
-        """Newest first; with `owner`, only that owner's sessions."""
-        where, params = ("WHERE owner=? ", (owner, limit)) if owner is not None else ("", (limit,))
-        rows = self._run(lambda db: db.execute(
-            "SELECT id, case_id, level, started, updated, finished, phase, score, report "
-            f"FROM sessions {where}ORDER BY updated DESC LIMIT ?", params).fetchall())
-        return [SessionSummary(*r[:5], bool(r[5]), r[6], r[7], _phase_scores(r[8])) for r in rows]
-
 
 
 class OwnedSessions:
