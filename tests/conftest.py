@@ -10,10 +10,12 @@ started with `subprocess_env()` get the same guard through a generated
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import ipaddress
 import os
 import socket
 import textwrap
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -263,6 +265,19 @@ def base_deps(real_index_settings):
     from mlsd_bot.interview import build_deps
 
     return build_deps(real_index_settings, clock=FakeClock())
+
+
+@pytest.fixture
+def cli_in_process(monkeypatch, tmp_path, base_deps) -> Path:
+    """main() in-process over the shared offline deps, with its own data dir (returned: tmp_path)."""
+    monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MLSD_VOICE", "offline")
+    # mlsd_bot.chat binds build_deps when first imported: import it before the patch, or a patched
+    # function would stay in it for later tests of this worker.
+    importlib.import_module("mlsd_bot.chat")
+    monkeypatch.setattr("mlsd_bot.interview.build_deps",
+                        lambda settings, voice=None, clock=time.time: dataclasses.replace(base_deps, clock=clock))
+    return tmp_path
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ moved aside intact; the other cases of a broken knowledge base still run).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import importlib
 import io
 import json
 import os
@@ -17,7 +15,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -250,16 +247,9 @@ def test_a_bad_replay_file_is_one_line_naming_file_and_line(cli_deps, content, w
 
 
 @pytest.fixture
-def cli_deps(monkeypatch, tmp_path, base_deps):
+def cli_deps(cli_in_process):
     """main() in-process over the shared offline deps, with its own data dir."""
-    monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("MLSD_VOICE", "offline")
-    # mlsd_bot.chat binds build_deps when first imported: import it before the patch, or a patched
-    # function would stay in it for later tests of this worker.
-    importlib.import_module("mlsd_bot.chat")
-    monkeypatch.setattr("mlsd_bot.interview.build_deps",
-                        lambda settings, voice=None, clock=time.time: dataclasses.replace(base_deps, clock=clock))
-    return tmp_path
+    return cli_in_process
 
 
 def test_replay_prints_its_result_even_when_the_save_fails(cli_deps):

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import io
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -130,19 +128,12 @@ def test_read_jsonl_on_any_lines(lines):
 
 
 @pytest.fixture
-def cli_env(monkeypatch, tmp_path, base_deps):
+def cli_env(monkeypatch, cli_in_process, base_deps):
     """main() in-process over the shared offline deps (built once), with its own data dir."""
-    monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("MLSD_VOICE", "offline")
-    # mlsd_bot.chat binds build_deps when first imported: import it before the patch, or a patched
-    # function would stay in it for later tests of this worker.
-    importlib.import_module("mlsd_bot.chat")
-    monkeypatch.setattr("mlsd_bot.interview.build_deps",
-                        lambda settings, voice=None, clock=time.time: dataclasses.replace(base_deps, clock=clock))
     monkeypatch.setattr("mlsd_bot.chat.build_deps",
                         lambda settings, voice=None: dataclasses.replace(base_deps, clock=FakeClock()))
     monkeypatch.setattr("mlsd_bot.signals.SignalDetector", lambda *a, **k: base_deps.detector)
-    return tmp_path
+    return cli_in_process
 
 
 def test_chat_reads_bytes_that_are_not_utf8_from_the_terminal(cli_env, monkeypatch):

@@ -20,7 +20,7 @@ import gradio as gr  # noqa: E402
 import huggingface_hub.constants  # noqa: E402
 import pytest  # noqa: E402
 
-from test_locks import Said  # noqa: E402
+from test_locks import GatedVoice  # noqa: E402
 
 from mlsd_bot.sessions import SessionStore  # noqa: E402
 from mlsd_bot.web.app import WebApp  # noqa: E402
@@ -32,30 +32,14 @@ def _hub_offline(monkeypatch) -> None:
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
 
-class GatedVoice:
-    """Says the draft once `go` is set; `hold()` keeps the next reply in flight."""
+class OfflineGatedVoice(GatedVoice):
+    """test_locks' gated voice, labelled as the offline voice the web app offers."""
     label = "offline"
-
-    def __init__(self) -> None:
-        self.started, self.go = threading.Event(), threading.Event()
-        self.go.set()
-
-    def hold(self) -> None:
-        self.started.clear()
-        self.go.clear()
-
-    def speak(self, decision, state, case):
-        return Said(self._pieces(decision))
-
-    def _pieces(self, decision):
-        self.started.set()
-        assert self.go.wait(60)
-        yield decision.draft
 
 
 @pytest.fixture
 def web(deps, tmp_path):
-    voice = GatedVoice()
+    voice = OfflineGatedVoice()
     store = SessionStore(tmp_path / "sessions.sqlite3")
     control = Control(deps.with_voice(voice), store, tmp_path / "out")
     control._deps_for = lambda _voice: deps.with_voice(voice)  # every interview speaks with the gated voice

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import time
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from playwright.sync_api import Browser, expect
 from support.web_page import bot, open_page, say, start_interview
-from support.web_server import START_TIMEOUT, AppServer, copy_index
+from support.web_server import AppServer, copy_index
 
 from mlsd_bot.cases import load_cases
 from mlsd_bot.config import PROJECT_ROOT
@@ -62,22 +61,12 @@ def users_file(tmp_path_factory) -> Path:
 class LoginAppServer(AppServer):
     """The app behind a login: /config answers 401 until one logs in, so "up" is when it says so."""
 
-    def _wait_until_up(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"app.py exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                self.get("config")
-                raise AssertionError("/config answered without a login")
-            except urllib.error.HTTPError as e:
-                if e.code == 401:
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"app.py did not answer on {self.url} within {START_TIMEOUT:.0f} s:\n{self.log()}")
-
+    def _answers(self) -> bool:
+        try:
+            self.get("config")
+        except urllib.error.HTTPError as e:
+            return e.code == 401
+        raise AssertionError("/config answered without a login")
 
 @pytest.fixture(scope="module")
 def users_app(users_file, real_index_settings, tmp_path_factory, subprocess_env, _child_guard) -> Iterator[AppServer]:

@@ -60,11 +60,11 @@ class AppServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"app.py exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                with _DIRECT.open(self.url + "config", timeout=2) as r:
-                    if r.status == 200:
-                        return
+                if self._answers():
+                    return
             except OSError:
-                time.sleep(0.3)
+                pass
+            time.sleep(0.3)
         self.stop()
         raise RuntimeError(f"app.py did not answer on {self.url} within {START_TIMEOUT:.0f} s:\n{self.log()}")
 
@@ -87,6 +87,11 @@ class AppServer:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def _answers(self) -> bool:
+        """One poll: is the app serving? (A login app overrides what counts as up.)"""
+        with _DIRECT.open(self.url + "config", timeout=2) as r:
+            return r.status == 200
 
     def get(self, path: str) -> str:
         with _DIRECT.open(self.url + path.lstrip("/"), timeout=10) as r:
