@@ -241,8 +241,7 @@ class Policy:
         slot = "transition_time" if reason == "time" else "transition"
         opener = self.prompts.say(f"phase_open.{nxt}", seed)
         words = [ack, self.prompts.say(slot, seed, phase_title=mid_sentence(PHASE_TITLES[nxt])), opener]
-        state.phase, state.phase_started_at = nxt, self.clock()
-        state.asked.append(f"open:{nxt}")
+        self._enter(state, nxt)
         state.pending, state.pending_text = self._opening_topics(nxt), opener
         return Decision("advance", nxt, " ".join(w for w in words if w), event=event, covered=covered or [],
                         next_phase=nxt)
@@ -257,8 +256,7 @@ class Policy:
         here = [s for s in covered if SIGNAL_PHASE[s] == state.phase]
         if len(there) < AHEAD_MIN or len(there) <= len(here):
             return None
-        state.phase, state.phase_started_at = nxt, self.clock()
-        state.asked.append(f"open:{nxt}")
+        self._enter(state, nxt)
         seed = self._seed(state)
         lead = self.prompts.say("follow_along", seed, phase_title=mid_sentence(PHASE_TITLES[nxt]))
         asked = self._follow_up(state, lead, covered, "answer")
@@ -266,6 +264,10 @@ class Policy:
             return self.advance(state, lead, reason="covered", covered=covered)
         state.pending = [asked.topic]
         return Decision("advance", nxt, f"{lead} {state.pending_text}", covered=covered, next_phase=nxt)
+
+    def _enter(self, state: InterviewState, phase: str) -> None:
+        state.phase, state.phase_started_at = phase, self.clock()
+        state.asked.append(f"open:{phase}")
 
     def _stay_in_new_phase(self, state: InterviewState) -> Decision:
         """/next right after an automatic move: the candidate meant the phase they had, not this one."""
