@@ -4,7 +4,8 @@ Each item is its own short interview, as ../shared/eval/critiques.py runs them: 
 the item's phase, the message, and the turn that answers it is judged. A mistake is
 challenged on point when that turn is a `critique` naming one of the item's `about`
 words; a correct answer raises a false alarm when it gets such a critique.
-usage: python bench/critiques.py [--split tune|heldout|all] [--show N]
+usage: python bench/critiques.py [--split tune|heldout|all] [--show N] [--data PATH]
+(--data scores another labeled file of the same shape, e.g. bench/data/critiques_blind.jsonl.)
 """
 
 from __future__ import annotations
@@ -49,15 +50,25 @@ def score(deps, items: list[dict], show: int = 0) -> tuple[float, float]:
         if show and shown < show and named != item["mistake"]:
             shown += 1
             kind = "missed" if item["mistake"] else "false alarm"
-            print(f"  {kind} [{item.get('pitfall')}] {item['case']}/{item['phase']}: {item['text'][:90]!r}\n"
+            print(f"  {kind} [{item.get('pitfall') or item['about'][0]}] {item['case']}/{item['phase']}: {item['text'][:90]!r}\n"
                   f"     -> {t['action']}: {t['text'][:110]!r}")
     return hits / max(n_m, 1), alarms / max(n_c, 1)
 
 
-def critique_figures(split_name: str = "all", show: int = 0) -> None:
+DEFAULT_DATA = ROOT / "bench" / "data" / "critiques.jsonl"
+
+
+def load_items(path: Path) -> list[dict]:
+    """The labeled messages of one JSONL file; a missing file exits with a one-line error."""
+    if not path.is_file():
+        sys.exit(f"critiques: no such data file: {path}")
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def critique_figures(split_name: str = "all", show: int = 0, data: Path = DEFAULT_DATA) -> None:
     """Print recall and false alarms of the critiques, tune and held-out cases side by side."""
     split = yaml.safe_load((ROOT / "bench" / "split.yaml").read_text())
-    items = [json.loads(x) for x in (ROOT / "bench" / "data" / "critiques.jsonl").read_text().splitlines() if x.strip()]
+    items = load_items(data)
     deps = build_deps(load_settings(), voice="offline")
     for name in (["tune", "heldout"] if split_name == "all" else [split_name]):
         part = [i for i in items if i["case"] in split[name]]
@@ -69,8 +80,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=["tune", "heldout", "all"], default="all")
     ap.add_argument("--show", type=int, default=0)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labeled JSONL to score (default: %(default)s)")
     args = ap.parse_args()
-    critique_figures(args.split, args.show)
+    critique_figures(args.split, args.show, args.data)
 
 
 if __name__ == "__main__":
