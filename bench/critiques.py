@@ -59,10 +59,22 @@ DEFAULT_DATA = ROOT / "bench" / "data" / "critiques.jsonl"
 
 
 def load_items(path: Path) -> list[dict]:
-    """The labeled messages of one JSONL file; a missing file exits with a one-line error."""
+    """The labeled messages of one JSONL file; a missing file or a bad line exits with a one-line error."""
     if not path.is_file():
         sys.exit(f"critiques: no such data file: {path}")
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    items = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            sys.exit(f"critiques: {path}:{n}: not JSON ({e.msg})")
+        missing = [k for k in ("case", "phase", "text", "mistake", "about") if k not in item]
+        if missing:
+            sys.exit(f"critiques: {path}:{n}: missing {', '.join(missing)}")
+        items.append(item)
+    return items
 
 
 def critique_figures(split_name: str = "all", show: int = 0, data: Path = DEFAULT_DATA) -> None:
