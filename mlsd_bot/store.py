@@ -137,22 +137,22 @@ class KnowledgeIndex:
             self.store.delete(where={"source": source})
         added, unchanged = [], []
         runs_before = self.encoder.model_runs
+        changed = {n.source: chunk_note(n) for n in notes if indexed.get(n.source) != n.digest}
         # One bulk call for every changed chunk (the model then runs on all cores); the per-note
         # writes below find these vectors among the encoder's recent ones.
-        self.encoder.encode([c.text for n in notes if indexed.get(n.source) != n.digest for c in chunk_note(n)])
+        self.encoder.encode([c.text for chunks in changed.values() for c in chunks])
         for i, note in enumerate(notes, 1):
-            if indexed.get(note.source) == note.digest:
+            if note.source not in changed:
                 unchanged.append(note.source)
                 continue
-            self._replace(note)
+            self._replace(note.source, changed[note.source])
             added.append(note.source)
             if progress:
                 progress(f"[{i}/{len(notes)}] embedded {note.source}")
         return IngestReport(added, unchanged, removed, self.collection.count(), self.encoder.model_runs - runs_before)
 
-    def _replace(self, note: Note) -> None:
-        chunks = chunk_note(note)
-        self.store.delete(where={"source": note.source})
+    def _replace(self, source: str, chunks: list[Chunk]) -> None:
+        self.store.delete(where={"source": source})
         self.store.add_texts([c.text for c in chunks], metadatas=[_metadata(c) for c in chunks],
                              ids=[c.id for c in chunks])
 

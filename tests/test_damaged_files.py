@@ -237,8 +237,8 @@ def test_the_app_exits_with_one_line_on_a_garbage_store(real_index_settings, tmp
     (b'{"text": "ok"}\n{"text": 5}\n', ":2:", "needs a string field 'text'"),
     (b'{"text": "ok"}\n{"text": "\\u0000 \\u001b"}\n', ":2:", "Type an answer"),  # nothing left once cleaned
 ])
-def test_a_bad_replay_file_is_one_line_naming_file_and_line(cli_deps, content, where, problem):
-    path = cli_deps / "script.jsonl"
+def test_a_bad_replay_file_is_one_line_naming_file_and_line(cli_in_process, content, where, problem):
+    path = cli_in_process / "script.jsonl"
     path.write_bytes(content)
     code, out, err = run_cli("replay", str(path), "--case", "news_feed", "--json")
     assert code == 1 and out == ""
@@ -246,15 +246,9 @@ def test_a_bad_replay_file_is_one_line_naming_file_and_line(cli_deps, content, w
     assert f"{path}{where}" in line and problem in line
 
 
-@pytest.fixture
-def cli_deps(cli_in_process):
-    """main() in-process over the shared offline deps, with its own data dir."""
-    return cli_in_process
-
-
-def test_replay_prints_its_result_even_when_the_save_fails(cli_deps):
-    (cli_deps / "data" / "sessions.sqlite3").mkdir(parents=True)  # cannot be opened as a database
-    path = cli_deps / "script.jsonl"
+def test_replay_prints_its_result_even_when_the_save_fails(cli_in_process):
+    (cli_in_process / "data" / "sessions.sqlite3").mkdir(parents=True)  # cannot be opened as a database
+    path = cli_in_process / "script.jsonl"
     path.write_text('{"text": "About 300 million daily users; the feed loads within 200 ms."}\n{"text": "/end"}\n')
     code, out, err = run_cli("replay", str(path), "--case", "news_feed", "--json")
     assert code == 0
@@ -264,13 +258,13 @@ def test_replay_prints_its_result_even_when_the_save_fails(cli_deps):
     assert "sessions.sqlite3" in warning
 
 
-def test_replay_text_with_surrogates_and_controls_is_cleaned_and_saved(cli_deps):
-    path = cli_deps / "script.jsonl"
+def test_replay_text_with_surrogates_and_controls_is_cleaned_and_saved(cli_in_process):
+    path = cli_in_process / "script.jsonl"
     path.write_text('{"text": "We expect \\ud800 300M users \\u001b[2J and p99 200 ms"}\n', encoding="utf-8")
     code, out, err = run_cli("replay", str(path), "--case", "news_feed", "--json")
     assert code == 0, err
-    state = SessionStore(cli_deps / "data" / "sessions.sqlite3").load(
-        SessionStore(cli_deps / "data" / "sessions.sqlite3").list()[0].id)
+    state = SessionStore(cli_in_process / "data" / "sessions.sqlite3").load(
+        SessionStore(cli_in_process / "data" / "sessions.sqlite3").list()[0].id)
     assert state.turns[1].text == "We expect \ufffd 300M users [2J and p99 200 ms"
 
 
