@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings as ChromaEmbeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 from langchain_core.embeddings import Embeddings
@@ -54,6 +55,13 @@ RECENT_TEXTS = 2048  # model-encoded texts kept (~1.5 kB each) for the next call
 VECTORS_PATH = Path(__file__).parent / "data" / "embedding" / "vectors.npz"
 # Everything that decides a vector: shipped vectors made under another checksum are ignored.
 MODEL_CHECKSUM = hashlib.sha256(f"{MODEL_SHA256}:{TOKENIZER_SHA256}:{MAX_TOKENS}".encode()).hexdigest()[:16]
+
+# Every matrix product this package does with these vectors is small (a turn's few sentences
+# against ~1,200 exemplars or ~800 chunks). numpy's OpenBLAS splits such a product over all cores,
+# and waking and waiting for its threads on a busy machine cost ~8 ms of CPU per product against
+# ~0.3 ms on one thread (a third of a turn's engine CPU). The model runs in onnxruntime's own
+# threads, which this does not touch. Set once per process, for whoever imports the encoder.
+threadpool_limits(1, user_api="blas")
 
 
 def _sha256(path: Path) -> str:

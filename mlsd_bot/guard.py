@@ -76,4 +76,5 @@ def _decoded(text: str) -> list[str]:
 def is_injection(text: str) -> bool:
     """True when any part of `text` addresses the grader, the rubric or the system."""
     patterns, _ = _load()
-    return any(p.search(v) for v in _variants(text) for p in patterns)
+    # Plain text gives the same string for most variants: each distinct one is searched once.
+    return any(p.search(v) for v in dict.fromkeys(_variants(text)) for p in patterns)

@@ -2,7 +2,8 @@
 
 Every turn is written here before the reply is shown, so a browser refresh or a
 server restart can resume an unfinished interview. Each call opens its own
-connection: the store is safe to share between the threads of a web server.
+connection: the store is safe to share between the threads of a web server (one more,
+idle connection stays open so that closing the others does not checkpoint the WAL).
 
 Each session has an owner (the logged-in user, "" without login): `scoped(owner)`
 gives the view one user may see - their own sessions only - and a session saved
@@ -148,6 +149,7 @@ class SessionStore(_Sessions):
         self.where = str(self.path)
         self._repair_lock = threading.Lock()
         self._checked = False  # True once the file passed _open_checked
+        self._keeper: sqlite3.Connection | None = None  # see _keep_open
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -197,6 +199,7 @@ class SessionStore(_Sessions):
                 with closing(self._connect() if self._checked else self._open_checked()) as db:
                     out = fn(db)
                 self._checked = True  # the file is known good: later calls skip quick_check
+                self._keep_open()
                 return out
             except (sqlite3.DatabaseError, _Damaged) as e:
                 if not _is_damage(e) or attempt == 2:
@@ -205,10 +208,32 @@ class SessionStore(_Sessions):
                 self._repair(_reason(e))
         raise AssertionError("unreachable")
 
+    def _keep_open(self) -> None:
+        """Hold one idle connection for the store's life. SQLite checkpoints the WAL into the file
+        (with an fsync) whenever its last connection closes: with a connection per call that was
+        every save, ~25 ms of a turn's wall time and 1 ms of CPU; held open, the WAL is checkpointed
+        every 1,000 pages instead (committed turns are in the WAL either way)."""
+        if self._keeper is None:
+            with self._repair_lock:
+                if self._keeper is None:
+                    keeper = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+                    keeper.execute("PRAGMA journal_mode=WAL")  # opens the WAL index: now it counts as open
+                    self._keeper = keeper
+
+    def close(self) -> None:
+        """Let go of the idle connection: the WAL is checkpointed into the file (the store stays usable)."""
+        with self._repair_lock:
+            if self._keeper is not None:
+                self._keeper.close()
+                self._keeper = None
+
     def _repair(self, reason: str) -> None:
         """Move the damaged file (and its -wal/-shm) aside, then start a fresh one. Thread-safe."""
         with self._repair_lock:
             self._checked = False
+            if self._keeper is not None:  # the damaged file is let go before it is moved
+                self._keeper.close()
+                self._keeper = None
             try:  # another thread may have repaired it meanwhile
                 self._open_checked().close()
                 self._checked = True

@@ -74,6 +74,7 @@ def test_corrupt_pages_are_found_on_opening(tmp_path):
     store = SessionStore(db)
     for i in range(200):  # enough rows for several pages
         store.save(a_state(sid=f"s{i:010d}").model_copy(update={"asked": ["x" * 200]}))
+    store.close()  # every page in the file itself, none left in the WAL
     data = bytearray(db.read_bytes())
     assert len(data) > 8 * 4096 and not db.with_name(db.name + "-wal").exists()
     data[4096:4096 * 6] = os.urandom(4096 * 5)  # pages 2-6: table and index b-tree pages

@@ -576,8 +576,13 @@ class WebApp:
         # Not gr.skip(): gradio rebuilds a component and its schema for every skipped output of every
         # chunk (most of a turn's CPU). The API's client reads the status and report once at the end.
         keep = (None,) * 5
-        for chat in self.reply(sess):
-            yield (chat, None, None, *keep)
+        # The last chat (the final words with their sources) goes out with the status, not as an
+        # update of its own: every update costs gradio a postprocess of each output.
+        chat = None
+        for later in self.reply(sess):
+            if chat is not None:
+                yield (chat, None, None, *keep)
+            chat = later
         status, tracker = self._status(sess.iv), self._tracker(sess.iv)
         if not sess.iv.finished:
             yield (chat, status, tracker, *keep)
