@@ -68,8 +68,8 @@ STRONG_NEWS_FEED = [
     "embeddings, use an approximate nearest neighbour index for retrieval, cache hot features and quantize "
     "the ranker.",
     "After launch we watch for data and concept drift by comparing training and serving feature distributions. "
-    "We retrain daily on fresh impressions and trigger a retrain or an automatic rollback when online "
-    "engagement drops below a threshold. Dashboards and alerts track latency, error rates, the prediction "
+    "We retrain daily on fresh impressions; when online engagement falls outside its expected band for that "
+    "hour, we first check the logging pipeline, then roll back to the last good model. Dashboards and alerts track latency, error rates, the prediction "
     "distribution and overall model health.",
     "/end",
 ]
