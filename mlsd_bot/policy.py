@@ -340,9 +340,9 @@ class Policy:
         wrong = {s.sentence for s in spotted}
         credited = []
         for sid in det.signals:
-            quote = det.quotes[sid]
-            grade = self.grader.grade(quote, sid, context=said)
-            depth = 0 if quote in wrong else grade.depth
+            graded = [(0 if q in wrong else g.depth, q, g) for q in det.sentences_for(sid)
+                      for g in [self.grader.grade(q, sid, context=said)]]
+            depth, quote, grade = max(graded, key=lambda x: x[0])  # the first of the deepest
             if depth == 0:
                 continue
             credited.append(sid)

@@ -106,6 +106,7 @@ class Report(BaseModel):
     session_id: Optional[str] = None
     created: float = 0.0
     overall: Overall
+    limits: list[str] = Field(default_factory=list)  # why the overall score was held down, in the candidate's terms
     phases: dict[str, PhaseReport]
     signals: SignalSummary
     process: Optional[Process] = None
@@ -172,7 +173,8 @@ def verdict(score: int) -> Verdict:
     return next(v for floor, v in rubric()["verdicts"] if score >= floor)
 
 
-def overall(state: InterviewState, case: Case, points: dict[str, float], proc: Process) -> int:
+def overall(state: InterviewState, case: Case, points: dict[str, float], proc: Process) -> tuple[int, list[str]]:
+    """The 0-100 score, and the caps that held it down (each in words the candidate can act on)."""
     r = rubric()
     w = r["phase_weight"]
     design = sum(w[p] * points[p] / 4 for p in PHASES) / sum(w.values())
@@ -180,10 +182,21 @@ def overall(state: InterviewState, case: Case, points: dict[str, float], proc: P
     # The rubric's raw mean compresses: nobody gets every signal to depth 3, nobody gets all zeros.
     # A linear stretch around a centre maps it onto the scale interviewers use.
     score = round(r["stretch"]["centre"] + r["stretch"]["gain"] * (raw - r["stretch"]["centre"]))
+    caps = []
     unfixed = sum(not m.fixed for m in state.mistakes.values())
     if unfixed:
-        score = min(score, r["mistake_caps"][min(unfixed, len(r["mistake_caps"])) - 1])
-    return max(0, min(100, score))
+        caps.append((r["mistake_caps"][min(unfixed, len(r["mistake_caps"])) - 1],
+                     f"{unfixed} mistake(s) never fixed"))
+    # Depth 2 without ever a reason is a checklist read out in sentences: above mid level an
+    # interviewer expects the key choices argued, and names alone are not a hire.
+    unjustified = r["unjustified"]
+    justified = sum(e.depth >= 3 for e in state.covered.values())
+    if state.level in unjustified["levels"] and justified <= unjustified["max_justified"]:
+        caps.append((unjustified["cap"], f"{justified} choice(s) justified with a reason or trade-off in the whole "
+                                         f"interview; at {state.level} level the key choices are expected argued"))
+    limits = [f"Held at {cap}: {why}." for cap, why in caps if cap < score]
+    score = min([score] + [cap for cap, _ in caps])
+    return max(0, min(100, score)), limits
 
 
 def _advice(retriever: Retriever, case: Case, phase: str, weak: list[str], descriptions: dict[str, str]) -> list[Advice]:
@@ -246,9 +259,10 @@ def build_report(state: InterviewState, case: Case, retriever: Retriever, labels
             hints=len(state.hints.get(phase, [])), grades=grades, mistakes=mistakes, deductions=deductions,
             skipped=skipped, advice=_advice(retriever, case, phase, weak, descriptions))
     proc = process(state, depth)
-    score = overall(state, case, points, proc)
+    score, limits = overall(state, case, points, proc)
     return Report(case=case.id, case_title=case.title, level=state.level, session_id=state.session_id,
                   created=now if now is not None else time.time(), overall=Overall(score=score, verdict=verdict(score)),
+                  limits=limits,
                   phases=phases, process=proc, study=_study(phases, case, labels),
                   signals=SignalSummary(covered=[s for s in SIGNALS if depth[s] >= 1],
                                         missed=[s for s in SIGNALS if depth[s] == 0], depth=depth))
@@ -319,6 +333,7 @@ def to_markdown(r: Report, turns: list[Turn] | None = None) -> str:
     """The report as Markdown; with `turns`, the whole conversation follows it."""
     lines = [f"# Interview report: {r.case_title or r.case}", "",
              f"**Overall: {r.overall.score}/100 - {VERDICT_TEXT[r.overall.verdict]}** (level: {r.level})", "",
+             *[f"- {_md_escape(x)}" for x in r.limits], *([""] if r.limits else []),
              "| Phase | Score | Justified or specific | Only mentioned or missing |", "|---|---|---|---|"]
     for p, pr in r.phases.items():
         good = ", ".join(g.label for g in pr.grades if g.depth >= 2) or "-"
@@ -404,7 +419,9 @@ def to_html(r: Report, turns: list[Turn] | None = None) -> str:
     e = html.escape
     parts = [f"<h1>Interview report: {e(r.case_title or r.case)}</h1>",
              f"<p class='overall'><b>Overall: {r.overall.score}/100 - {VERDICT_TEXT[r.overall.verdict]}</b> "
-             f"(level: {e(r.level)})</p>", bar_chart_svg(r)]
+             f"(level: {e(r.level)})</p>",
+             *([f"<ul>{''.join(f'<li>{e(x)}</li>' for x in r.limits)}</ul>"] if r.limits else []),
+             bar_chart_svg(r)]
     for p, pr in r.phases.items():
         parts.append(f"<h2>{e(PHASE_TITLES[p])} - {pr.score}/4</h2><p>{e(pr.feedback)}</p><ul>")
         parts += [f"<li>{e(g.label)}: {DEPTH_WORDS[g.depth]}" + (f" - you said &ldquo;{e(g.quote)}&rdquo;" if g.quote else "")

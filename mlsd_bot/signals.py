@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 from pathlib import Path
 
@@ -74,8 +74,13 @@ def load_specs(path: Path = DATA) -> tuple[dict[str, SignalSpec], list[str]]:
 @dataclass(frozen=True)
 class Detection:
     signals: list[str]  # contract order
-    quotes: dict[str, str]  # signal -> the sentence that carried it
+    quotes: dict[str, str]  # signal -> the first sentence that carried it
     relevance: float = 1.0  # best similarity of any sentence to any signal: low means off-topic talk
+    carriers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # signal -> every sentence that carried it
+
+    def sentences_for(self, sid: str) -> tuple[str, ...]:
+        """All sentences of the message that carried `sid`: a later one may go deeper than the first."""
+        return self.carriers.get(sid) or (self.quotes[sid],)
 
 
 def encode_cached(encoder: MiniLM, texts: list[str], cache_dir: Path | None) -> np.ndarray:
@@ -115,16 +120,17 @@ class SignalDetector:
         """Signals of any phase may be found; `phase` (where the interview is) and `context` (the topics
         of the question being answered) are soft priors, never filters."""
         sents = sentences(strip_injection(text))
-        found: dict[str, str] = {}
+        found: dict[str, list[str]] = {}
         lexical = [self._lexical(s) for s in sents]
         semantic = self._semantic(sents, phase, context) if sents else []
         for s, lex, (sims, sem, _) in zip(sents, lexical, semantic):
             extra = [sid for sid in sem if not lex or sims[SIGNALS.index(sid)] >= EXPLAINED_FLOOR]
             for sid in lex + extra:
-                found.setdefault(sid, s)
+                found.setdefault(sid, []).append(s)
         ordered = [s for s in SIGNALS if s in found]
         relevance = max((raw for _, _, raw in semantic), default=0.0)
-        return Detection(ordered, {s: found[s] for s in ordered}, 1.0 if any(lexical) else relevance)
+        return Detection(ordered, {s: found[s][0] for s in ordered}, 1.0 if any(lexical) else relevance,
+                         {s: tuple(found[s]) for s in ordered})
 
     def _lexical(self, sentence: str) -> list[str]:
         return [sid for sid, spec in self.specs.items() if any(c.search(sentence) for c in spec.cues)]
@@ -180,4 +186,5 @@ class RefinedDetector:
         # The judge may only confirm or remove what the offline detector found, each with the
         # candidate's own sentence: an LLM cannot add credit (a judge returning every id adds nothing).
         ordered = [s for s in offline.signals if s in judged]
-        return Detection(ordered, {s: offline.quotes[s] for s in ordered}, offline.relevance)
+        return Detection(ordered, {s: offline.quotes[s] for s in ordered}, offline.relevance,
+                         {s: offline.sentences_for(s) for s in ordered})

@@ -467,3 +467,32 @@ def test_higher_levels_are_graded_stricter_and_asked_deeper(deps, clock):
             assert any(q in t["text"] for q in deps.prompts.questions[t["topic"]][kind]), (level, t["text"])
         topics = {t["topic"] for t in follow_ups}
         assert not topics & optional if level == "mid" else topics & optional, level
+
+
+# Named choices, one per phase, never a reason: the same script argued at every step.
+NAMED_ONLY = ["500 million daily users and a p99 of 200 ms.", "A two-tower model for retrieval.",
+              "Labels from clicks over the last 30 days.", "A gradient-boosted ranker on 200 features.",
+              "NDCG@10 offline.", "An ANN index served behind a feature store.", "Retrain weekly."]
+ARGUED = [m[:-1] + ", because " + why for m, why in zip(NAMED_ONLY, [
+    "the budget decides whether a heavy ranker fits.", "scoring a billion posts per request is too slow.",
+    "older clicks reflect a feed that has since changed.", "it beats a DNN on our sparse tabular features.",
+    "only the top of the feed is seen.", "exact search over a billion vectors is too slow.",
+    "interests drift within a couple of weeks."])]
+
+
+def test_a_senior_who_never_gives_a_reason_is_held_in_no_hire(deps, clock):
+    """Specific names with no why anywhere are a checklist: above mid level the overall is capped, and the report says why."""
+    reports = {}
+    for name, script in (("named", NAMED_ONLY), ("argued", ARGUED)):
+        iv = Interview.new(deps, "news_feed", level="senior")
+        msgs = [x for m in script for x in (m, "/next")][:-1] + ["/end"]
+        run_messages(iv, clock, msgs)
+        reports[name] = iv.report()
+    named, argued = reports["named"], reports["argued"]
+    assert max(named.signals.depth.values()) == 2 and 3 in argued.signals.depth.values()
+    assert named.overall.score <= 39 and named.overall.verdict == "no_hire"
+    assert named.limits == [] or any("justified" in x and "senior" in x for x in named.limits)
+    assert argued.overall.score > named.overall.score and not any("justified" in x for x in argued.limits)
+    mid = Interview.new(deps, "news_feed", level="mid")  # mid level is expected specific, not yet argued
+    run_messages(mid, clock, [x for m in NAMED_ONLY for x in (m, "/next")][:-1] + ["/end"])
+    assert not mid.report().limits
