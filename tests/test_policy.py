@@ -23,7 +23,7 @@ from mlsd_bot.contract import PHASES, SIGNAL_PHASE, SIGNALS, phase_signals
 from mlsd_bot.errors import BadInputError, MlsdError
 from mlsd_bot.interview import MAX_MESSAGE_CHARS, Interview
 from mlsd_bot.report import rubric
-from mlsd_bot.state import InterviewState
+from mlsd_bot.state import Evidence, InterviewState
 
 ACTIONS = {"ask", "follow_up", "critique", "probe", "hint", "advance", "close", "answer", "repeat", "redirect"}
 VERDICT_IDS = {v for _, v in rubric()["verdicts"]}
@@ -496,3 +496,21 @@ def test_a_senior_who_never_gives_a_reason_is_held_in_no_hire(deps, clock):
     mid = Interview.new(deps, "news_feed", level="mid")  # mid level is expected specific, not yet argued
     run_messages(mid, clock, [x for m in NAMED_ONLY for x in (m, "/next")][:-1] + ["/end"])
     assert not mid.report().limits
+
+
+def test_the_no_reason_cap_holds_down_a_score_that_would_be_a_hire(deps, clock):
+    """Every signal specific, none argued: uncapped this is a hire at mid level; at senior it is held at the cap."""
+    iv = Interview.new(deps, "news_feed", level="senior")
+    run_messages(iv, clock, [x for m in NAMED_ONLY for x in (m, "/next")][:-1] + ["/end"])
+    quote = next(iter(iv.state.covered.values())).quote
+    iv.state.covered = {sid: Evidence(signal=sid, said_in=SIGNAL_PHASE[sid], quote=quote, turn=1, depth=2)
+                        for sid in SIGNALS}
+    cap = rubric()["unjustified"]["cap"]
+    iv.state.level = "mid"
+    assert iv.report().overall.score > cap and not iv.report().limits  # premise: worth more than the cap
+    iv.state.level = "senior"
+    held = iv.report()
+    assert held.overall.score == cap and any("justified" in x and "senior" in x for x in held.limits)
+    iv.state.covered["architecture"] = iv.state.covered["architecture"].model_copy(update={"depth": 3})
+    freed = iv.report()
+    assert freed.overall.score > cap and not freed.limits
