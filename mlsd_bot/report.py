@@ -180,8 +180,10 @@ def overall(state: InterviewState, case: Case, points: dict[str, float], proc: P
     design = sum(w[p] * points[p] / 4 for p in PHASES) / sum(w.values())
     raw = 100 * ((1 - r["process_weight"]) * design + r["process_weight"] * proc.score / 4)
     # The rubric's raw mean compresses: nobody gets every signal to depth 3, nobody gets all zeros.
-    # A linear stretch around a centre maps it onto the scale interviewers use.
-    score = round(r["stretch"]["centre"] + r["stretch"]["gain"] * (raw - r["stretch"]["centre"]))
+    # A stretch around a centre maps it onto the scale interviewers use; below the centre it is
+    # gentler, since interviewers keep a few points for a candidate who engaged but knew little.
+    st = r["stretch"]
+    score = round(st["centre"] + (st["gain"] if raw >= st["centre"] else st["low_gain"]) * (raw - st["centre"]))
     caps = []
     unfixed = sum(not m.fixed for m in state.mistakes.values())
     if unfixed:
