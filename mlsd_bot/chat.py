@@ -6,7 +6,7 @@ import random
 import sys
 
 from .config import Settings
-from .errors import MlsdError
+from .errors import MlsdError, SessionBusyError, SessionStaleError
 from .interview import Interview, build_deps
 from .sessions import open_store
 from .textsafe import clean
@@ -42,6 +42,17 @@ def _say(stream) -> None:
     print("\n")
 
 
+def _send(store, iv: Interview, text: str) -> None:
+    """One turn under the store's cross-process lock (PostgreSQL's advisory lock; nothing for SQLite):
+    with the same interview open in another process mid-turn, or gone further there, this chat stops
+    rather than write over it."""
+    release = store.lock(iv.state)  # SessionBusyError / SessionStaleError: see run_chat
+    try:
+        _say(iv.send(text))
+    finally:
+        release()
+
+
 def _replay_so_far(iv: Interview) -> None:
     for t in iv.state.turns:
         print(f"{'interviewer' if t.role == 'interviewer' else 'you'}> {t.text}\n")
@@ -69,7 +80,11 @@ def run_chat(settings: Settings, case_id: str | None, level: str, minutes: int, 
         except EOFError:
             text = "/end"
         try:
-            _say(iv.send(text))
+            _send(store, iv, text)
+        except (SessionBusyError, SessionStaleError):  # their messages speak of the web page
+            sid = iv.state.session_id
+            raise MlsdError(f"interview {sid} is going on in another window - continue it there, or later with "
+                            f"`mlsd-bot chat --resume {sid}`") from None
         except MlsdError as e:  # e.g. an empty line: say why and keep going
             print(f"({e})")
     report = iv.report()

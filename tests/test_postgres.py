@@ -218,3 +218,41 @@ def test_an_interview_started_on_one_process_is_finished_on_the_other(two_apps, 
     for app in (a, b):
         app.assert_offline()
         assert pg.password not in app.log()
+
+
+def test_terminal_chat_takes_the_cross_process_lock(url, deps, tmp_path, monkeypatch):
+    """`chat --resume` on PostgreSQL: another process mid-turn, or gone further, stops it with one line."""
+    import io
+
+    from mlsd_bot.chat import run_chat
+    from mlsd_bot.errors import MlsdError
+
+    store, elsewhere = PostgresSessionStore(url), PostgresSessionStore(url)
+    iv = play(Interview.new(deps, "news_feed", on_change=store.save), "We have about 300M daily active users.")
+    sid, saved_turns = iv.state.session_id, len(iv.state.turns)
+    settings = load_settings({"MLSD_DATABASE_URL": url, "MLSD_DATA_DIR": str(tmp_path / "data")})
+    monkeypatch.setattr("mlsd_bot.chat.build_deps", lambda settings, voice=None: deps)
+
+    def chat(lines: str) -> None:
+        monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+        run_chat(settings, None, "senior", 45, None, resume=sid)
+
+    release = elsewhere.lock(iv.state)  # another process is in the middle of a turn
+    with pytest.raises(MlsdError, match=f"another window.*--resume {sid}"):
+        chat("The latency budget is 200 ms.\n")
+    release()
+    assert len(store.load(sid).turns) == saved_turns  # nothing of the refused message was saved
+
+    ahead = Interview(store.load(sid), deps, on_change=elsewhere.save)  # another process goes on with it
+    list(ahead.send("Labels come from hides."))
+    stale = iv.state  # chat below loads the newest copy, so make the saved row newer than that load
+    monkeypatch.setattr(PostgresSessionStore, "load", lambda self, s, owner=None: stale)
+    with pytest.raises(MlsdError, match="another window"):
+        chat("The latency budget is 200 ms.\n")
+    monkeypatch.undo()
+    assert store.load(sid).turns == ahead.state.turns  # the newer turns were not written over
+
+    monkeypatch.setattr("mlsd_bot.chat.build_deps", lambda settings, voice=None: deps)
+    chat("The latency budget is 200 ms.\n/end\n")
+    assert store.load(sid).finished
+    elsewhere.lock(store.load(sid))()  # the chat let go of the session
