@@ -65,9 +65,14 @@ class Pitfall:
     mistake: tuple[str, ...]
     correct: tuple[str, ...]
     question: str
+    also_in: frozenset[str] = frozenset()  # other phases where candidates commonly say it (judged as in-phase there)
 
     def applies_to(self, case: str) -> bool:
         return case not in self.fine_in and (self.cases is None or case in self.cases)
+
+    def heard_in(self, phase: str | None) -> bool:
+        """Is `phase` one where this choice is normally discussed (so in-phase thresholds apply)?"""
+        return phase is None or phase == self.phase or phase in self.also_in
 
 
 def load_pitfalls(path: Path = PITFALLS, case_dir: Path | None = CASE_PITFALLS) -> list[Pitfall]:
@@ -85,12 +90,12 @@ def load_pitfalls(path: Path = PITFALLS, case_dir: Path | None = CASE_PITFALLS) 
 def _read_pitfalls(path: Path) -> list[Pitfall]:
     out = []
     for r in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
-        if r["phase"] not in PHASES or r["signal"] not in SIGNALS:
+        if r["phase"] not in PHASES or r["signal"] not in SIGNALS or not set(r.get("also_in") or ()) <= set(PHASES):
             raise ValueError(f"{path.name}: pitfall {r['id']} has an unknown phase or signal")
         out.append(Pitfall(r["id"], r["phase"], r["signal"], r["name"],
                            frozenset(r["cases"]) if r.get("cases") else None, frozenset(r.get("fine_in") or ()),
                            tuple(re.compile(c, re.I) for c in r["cues"]), tuple(r["mistake"]),
-                           tuple(r.get("correct") or ()), r["question"]))
+                           tuple(r.get("correct") or ()), r["question"], frozenset(r.get("also_in") or ())))
     return out
 
 
@@ -160,7 +165,7 @@ class MistakeSpotter:
             mis, cor = self._vec[p.id]
             sim_m = float((mis @ v).max()) if len(mis) else 0.0
             sim_c = float((cor @ v).max()) if len(cor) else 0.0
-            if phase in (None, p.phase):
+            if p.heard_in(phase):
                 hit = ((sim_m >= MISTAKE_FLOOR and sim_m - sim_c >= MARGIN)
                        or (sim_m >= CLOSE_FLOOR and sim_m - sim_c >= CLOSE_MARGIN))
             else:

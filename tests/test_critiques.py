@@ -72,6 +72,25 @@ def test_a_mistake_is_challenged_and_its_rejection_is_not(deps, case, steps, mis
     assert not iv2.state.mistakes
 
 
+def test_a_choice_said_in_a_phase_where_it_is_commonly_discussed_is_judged_there(deps, monkeypatch):
+    """`also_in`: a random split said while discussing evaluation is heard as in-phase; in serving it is not."""
+    import copy
+    import dataclasses
+
+    import mlsd_bot.mistakes as mistakes
+
+    monkeypatch.setattr(mistakes, "OFF_PHASE_FLOOR", 1.01)  # out of its phases nothing is caught at all
+    said = ["I'd shuffle all the impressions and do a random 80/20 train/test split."]
+    found = lambda sp, phase: [s.pitfall.id for s in sp.spot(said, "news_feed", phase)]
+    assert "random_split_on_time_data" in found(deps.spotter, "data")
+    assert "random_split_on_time_data" not in found(deps.spotter, "evaluation")
+    spotter = copy.copy(deps.spotter)
+    spotter.pitfalls = [dataclasses.replace(p, also_in=frozenset({"evaluation"}))
+                        if p.id == "random_split_on_time_data" else p for p in deps.spotter.pitfalls]
+    assert "random_split_on_time_data" in found(spotter, "evaluation")
+    assert "random_split_on_time_data" not in found(spotter, "serving")
+
+
 def test_a_fixed_mistake_recovers_part_of_the_grade(deps):
     from mlsd_bot.report import depths, phase_points
 

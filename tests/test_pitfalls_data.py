@@ -84,6 +84,7 @@ CATALOGUE = [
 COMING_CASES = {"query_autocomplete", "notification_ranking", "short_video_feed", "llm_support_agent",
                 "llm_serving_platform", "code_completion", "fake_account_detection", "demand_forecasting"}
 FIELDS = {"id", "phase", "signal", "name", "cases", "fine_in", "cues", "mistake", "correct", "question"}
+OPTIONAL = {"also_in"}  # other phases where the choice is commonly said
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,8 @@ def test_ids_phases_and_signals_are_exactly_the_catalogue(common, case_specific)
 
 def test_every_pitfall_has_exactly_the_fields_well_typed(catalogue) -> None:
     for p in catalogue:
-        assert set(p) == FIELDS, p["id"]
+        assert FIELDS <= set(p) <= FIELDS | OPTIONAL, p["id"]
+        assert p["phase"] not in p.get("also_in", []) and set(p.get("also_in", [])) <= set(PHASES), p["id"]
         for key in ("name", "question"):
             assert isinstance(p[key], str) and p[key].strip(), (p["id"], key)
         for key in ("cases", "fine_in", "cues", "mistake", "correct"):
