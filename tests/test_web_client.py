@@ -109,13 +109,15 @@ def test_start_send_hint_next_end_report(app: AppServer, tmp_path: Path):
     assert f'data-session="{sid}"' in history and "<svg" in progress
 
 
-def test_the_reply_streams_and_every_turn_is_saved_first(app: AppServer, tmp_path: Path):
+def test_an_offline_reply_is_one_update_and_every_turn_is_saved_first(app: AppServer, tmp_path: Path):
+    """The offline voice's reply is ready at once: one update carries it with the status (every extra
+    update costs gradio a postprocess of each output). LLM replies stream: see the llm tests below."""
     client = new_client(app, tmp_path)
     sid = client.predict("news_feed", "mid", 30, "offline", api_name="/start")[SID]
     job = client.submit("We have about 300M daily active users opening the feed.", api_name="/send")
     job.result()
     chats = [texts(o[CHAT]) for o in job.outputs()]
-    assert len(chats) >= 2, "the reply should arrive as a stream of updates"
+    assert len(chats) == 1 and job.outputs()[0][STATUS], "the whole reply and the status in one update"
     saved = store(app).load(sid)
     assert [t.text for t in saved.turns] == [text for _, text in chats[-1]]
     assert saved.turns[-1].role == "interviewer" and not saved.finished
@@ -197,6 +199,20 @@ def test_llm_voice_streams_and_never_shows_the_key(llm, llm_app: AppServer, tmp_
     for served in (llm_app.get("/"), llm_app.get("/config"), llm_app.log(), Path(out[DL_MD]).read_text(),
                    Path(out[DL_HTML]).read_text(), *saved):
         assert SECRET not in served
+    llm.assert_complete()
+
+
+def test_an_llm_reply_to_a_message_streams_as_it_is_written(llm, llm_app: AppServer, tmp_path: Path):
+    client = new_client(llm_app, tmp_path)
+    llm.enqueue("Hello, let us begin.")
+    client.predict("news_feed", "senior", 45, "llm", api_name="/start")
+    answer = "Good, and where would the labels for that come from in your design?"
+    llm.enqueue(Fault.trickle(0.15, answer))  # a model writing about seven words a second
+    job = client.submit("We expect 300M daily active users.", api_name="/send")
+    job.result()
+    partial = [texts(o[CHAT])[-1][1] for o in job.outputs() if o[CHAT]]
+    assert len(partial) >= 3 and all(answer.startswith(p) for p in partial[:-1]), partial
+    assert partial[-1].startswith(answer)  # the last one carries the whole reply (and its sources)
     llm.assert_complete()
 
 

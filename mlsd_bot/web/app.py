@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import secrets
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ STORAGE_KEY = "mlsd-bot-session"
 OWNER_STORAGE_KEY = "mlsd-bot-owner"  # this browser's key (no login): whose sessions it sees
 NO_KEY = "This page has not loaded completely yet: reload it, then try again."
 CLOCK_TICK_SECONDS = 15  # the clock shows whole minutes
+API_STREAM_EVERY = 0.1  # seconds between the API's partial chats: a reply that is ready at once is one update
 SCREENS = ("notice", "setup", "talk", "report")  # the columns of the Interview tab, in _screens() order
 BUSY = "The interviewer is still answering: send this once the reply is there (your text stays in the box)."
 
@@ -578,10 +580,13 @@ class WebApp:
         keep = (None,) * 5
         # The last chat (the final words with their sources) goes out with the status, not as an
         # update of its own: every update costs gradio a postprocess of each output.
-        chat = None
+        # Partial chats go out at most every API_STREAM_EVERY seconds, so a slow LLM still streams
+        # while an offline reply (ready at once) costs one update, not one per piece.
+        chat, sent = None, time.monotonic()
         for later in self.reply(sess):
-            if chat is not None:
+            if chat is not None and time.monotonic() - sent >= API_STREAM_EVERY:
                 yield (chat, None, None, *keep)
+                sent = time.monotonic()
             chat = later
         status, tracker = self._status(sess.iv), self._tracker(sess.iv)
         if not sess.iv.finished:
