@@ -32,7 +32,7 @@ RAW_FLOOR = 0.52  # ... and without the priors: context makes a topic likelier, 
 NEG_MARGIN = 0.0  # ... and how much closer it must be than to any negative
 RUNNER_UP = 0.02  # a second signal counts when its match is this close to the best one
 PHASE_BONUS = 0.14  # the current phase's signals are likelier: a prior, not a filter
-EXPLAINED_FLOOR = 0.7  # a sentence a cue already explains needs a closer semantic match to add more
+EXPLAINED_FLOOR = 0.6  # a sentence a cue already explains needs a closer raw (prior-free) match to add more
 CONTEXT_BONUS = 0.08  # an answer is read in the light of the question it answers: the asked topics are likelier
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 _INJECTION = re.compile(
@@ -123,12 +123,14 @@ class SignalDetector:
         found: dict[str, list[str]] = {}
         lexical = [self._lexical(s) for s in sents]
         semantic = self._semantic(sents, phase, context) if sents else []
-        for s, lex, (sims, sem, _) in zip(sents, lexical, semantic):
-            extra = [sid for sid in sem if not lex or sims[SIGNALS.index(sid)] >= EXPLAINED_FLOOR]
+        for s, lex, (sims, sem, _, raw) in zip(sents, lexical, semantic):
+            # A cue already explains the sentence: a second signal must be close on its own
+            # merit, not pushed over the bar by the phase or question priors.
+            extra = [sid for sid in sem if not lex or raw[SIGNALS.index(sid)] >= EXPLAINED_FLOOR]
             for sid in lex + extra:
                 found.setdefault(sid, []).append(s)
         ordered = [s for s in SIGNALS if s in found]
-        relevance = max((raw for _, _, raw in semantic), default=0.0)
+        relevance = max((best for _, _, best, _ in semantic), default=0.0)
         return Detection(ordered, {s: found[s][0] for s in ordered}, 1.0 if any(lexical) else relevance,
                          {s: tuple(found[s]) for s in ordered})
 
@@ -136,9 +138,10 @@ class SignalDetector:
         return [sid for sid, spec in self.specs.items() if any(c.search(sentence) for c in spec.cues)]
 
     def _semantic(self, sents: list[str], phase: str | None,
-                  context: tuple[str, ...] | list[str] = ()) -> list[tuple[np.ndarray, list[str], float]]:
+                  context: tuple[str, ...] | list[str] = ()) -> list[tuple[np.ndarray, list[str], float, np.ndarray]]:
         """Per sentence: similarity per signal (priors added), the best-matching signals (none for
-        chit-chat), and the best raw similarity (how much the sentence is about the design at all)."""
+        chit-chat), the best raw similarity (how much the sentence is about the design at all), and the
+        raw similarity per signal (no priors)."""
         v = self.encoder.encode(sents)
         # Best exemplar similarity per signal: (sentences, signals).
         raw_per = np.maximum.reduceat(v @ self._ex.T, self._starts, axis=1)
@@ -150,7 +153,7 @@ class SignalDetector:
             top = row.max()
             ok = top >= SIM_FLOOR and raw.max() >= RAW_FLOOR and top >= nmax + NEG_MARGIN
             out.append((row, [SIGNALS[j] for j in np.flatnonzero(row >= top - RUNNER_UP)] if ok else [],
-                        float(raw.max())))
+                        float(raw.max()), raw))
         return out
 
     def _in_phase(self, phase: str | None) -> np.ndarray:

@@ -8,12 +8,13 @@ addressed to the grader, and use the interview's phase as a prior, not a filter.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
 from mlsd_bot import cli
-from mlsd_bot.contract import PHASES
+from mlsd_bot.contract import PHASES, SIGNALS
 from mlsd_bot.embeddings import get_encoder
 from mlsd_bot.errors import ModelError
 from mlsd_bot.signals import DATA, RefinedDetector, SignalDetector, sentences, strip_injection
@@ -119,6 +120,68 @@ def test_the_phase_prior_is_not_a_filter(detector) -> None:
     text, signal = PARAPHRASES[0]
     for phase in ("clarify", "monitoring", "serving"):
         assert signal in detector.detect(text, phase).signals
+
+
+# --- dense answers: a strong candidate packs two or three signals into one sentence -----------
+
+DENSE = Path(__file__).parent / "data" / "dense_answers.jsonl"
+SPLIT = Path(__file__).parent.parent / "bench" / "split.yaml"
+# From our own scripted staff interview (bench/data/personas): each once earned only its first signal.
+STAFF_SENTENCES = [
+    ("Beyond content, features include account age, prior strikes computed strictly before the post, "
+     "posting rate, and share and report velocity.", {"features", "sampling"}),
+    ("Adversarial drift appears within days as new coded words and meme templates, so the meta-model "
+     "retrains weekly.", {"drift", "retraining"}),
+    ("The objective I'd state is minimising how often users actually see violating content, not how many "
+     "posts we remove.", {"business_objective"}),
+    ("Text at that rate is cheap; video is where the GPU bill goes, so I'll design a cascade.", {"resources", "multi_stage"}),
+    ("Framing: multi-label classification, one sigmoid per class, because a post can be violent and hateful at once.",
+     {"ml_category", "loss"}),
+]
+
+
+def _dense(kind: str) -> list[dict]:
+    rows = [json.loads(x) for x in DENSE.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return [r for r in rows if r["kind"] == kind]
+
+
+def _micro(rows: list[dict], detector: SignalDetector) -> tuple[float, float]:
+    tp = fp = fn = 0
+    for r in rows:
+        gold, found = set(r["signals"]), set(detector.detect(r["text"], r["phase"]).signals)
+        tp, fp, fn = tp + len(gold & found), fp + len(found - gold), fn + len(gold - found)
+    return tp / (tp + fp), tp / (tp + fn)
+
+
+def test_the_dense_set_spans_every_case_and_phase_and_is_no_exemplar() -> None:
+    dense, drops = _dense("dense"), _dense("namedrop")
+    split = yaml.safe_load(SPLIT.read_text(encoding="utf-8"))
+    assert len(dense) >= 80 and len(drops) >= 20
+    assert {r["case"] for r in dense} == set(split["tune"]) | set(split["heldout"])
+    assert {r["phase"] for r in dense} == set(PHASES)
+    assert all(set(r["signals"]) <= set(SIGNALS) for r in dense + drops)
+    assert sum(len(r["signals"]) >= 2 for r in dense) >= 0.9 * len(dense)  # dense: several signals each
+    raw = yaml.safe_load(DATA.read_text(encoding="utf-8"))
+    exemplars = {e.lower() for s in raw["signals"].values() for e in s["exemplars"]}
+    assert not {r["text"].lower() for r in dense + drops} & exemplars
+
+
+@pytest.mark.parametrize("text,signals", STAFF_SENTENCES)
+def test_a_dense_sentence_earns_every_signal_it_carries(detector, text: str, signals: set[str]) -> None:
+    assert signals <= set(detector.detect(text).signals)
+
+
+def test_dense_answers_keep_their_secondary_signals_without_false_ones(detector) -> None:
+    """Micro precision and recall over every dense sentence (bench/dense.py prints them per half)."""
+    precision, recall = _micro(_dense("dense"), detector)
+    assert precision >= 0.9 and recall >= 0.75, (precision, recall)
+
+
+def test_a_name_drop_gains_no_signal_beyond_its_label(detector) -> None:
+    """A signal word used in passing ("a cascade of sign-offs", "features such as dark mode") or one bare term."""
+    extra = [(r["text"], sorted(set(found) - set(r["signals"])))
+             for r in _dense("namedrop") if set(found := detector.detect(r["text"], r["phase"]).signals) - set(r["signals"])]
+    assert not extra
 
 
 class _Judge:
