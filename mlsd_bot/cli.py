@@ -239,8 +239,12 @@ def cmd_report(args, settings: Settings) -> None:
     report = store.report(sid)
     if report is None:
         raise BadInputError(f"interview {sid} has no report yet - resume it with `mlsd-bot chat --resume {sid}`")
-    render = {"json": lambda r: r.model_dump_json(indent=2), "markdown": to_markdown, "html": to_html}
-    print(render[args.format](report))
+    if args.format == "json":  # the contract's report object, nothing else
+        print(report.model_dump_json(indent=2))
+        return
+    # The documents a candidate keeps: the report with the whole conversation under it, as the app's downloads.
+    turns = store.load(sid).turns
+    print((to_html if args.format == "html" else to_markdown)(report, turns))
 
 
 def cmd_sessions(args, settings: Settings) -> None:

@@ -7,6 +7,7 @@ an index open and a model load per command.
 
 from __future__ import annotations
 
+import html as html_lib
 import io
 import json
 import os
@@ -92,6 +93,10 @@ def test_sessions_and_report_reprint_the_saved_interview(cli, data_dir):
         "clarify", "framing", "data", "model", "evaluation", "serving", "monitoring"}
     html = cli("report", "--format", "html")  # default: the latest finished interview
     assert html.returncode == 0 and html.stdout.startswith("<!doctype html>")
+    opening = SessionStore(data_dir / "sessions.sqlite3").load(sid).turns[0].text
+    markdown = cli("report", sid)
+    for doc in (html_lib.unescape(html.stdout), markdown.stdout):  # the conversation comes with the report,
+        assert "Transcript" in doc and opening.split(".")[0] in doc and "/end" in doc  # as in the downloads
 
 
 def test_resume_continues_a_saved_interview(cli, data_dir, base_deps):
