@@ -182,6 +182,20 @@ def test_downloads_hold_labels_the_transcript_and_a_viewport(deps, clock):
     assert to_markdown(report) + "\n" + transcript_markdown(turns) == md  # the report part is unchanged
 
 
+def test_what_held_the_score_down_is_shown_with_it(deps, clock):
+    from mlsd_bot.interview import Interview
+
+    iv = Interview.new(deps, "news_feed", level="senior")
+    list(iv.open())
+    list(iv.send("We expect 300M daily active users; p99 under 200 ms."))
+    list(iv.send("/end"))
+    report, labels = iv.report(), {s: s.replace("_", " ") for s in SIGNAL_PHASE}
+    assert not report.limits and 'class="limits"' not in views.report_head_html(report, labels)
+    held = report.model_copy(update={"limits": ["Held at 39: <no> reason given."]})
+    for page in (views.report_head_html(held, labels), to_html(held), to_markdown(held)):
+        assert "Held at 39: &lt;no&gt; reason given." in page and "<no>" not in page
+
+
 def test_source_labels_are_words():
     assert source_label("framework/evaluation.md#offline-metrics") == \
         "Evaluation, offline and online (framework) › Offline metrics"

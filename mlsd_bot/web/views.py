@@ -227,11 +227,12 @@ def case_info(case: Case | None) -> str:
 # --- the report ------------------------------------------------------------------
 
 def report_head_html(r: Report, labels: dict[str, str]) -> str:
-    """Overall score, the per-phase bar chart, and the signals covered / missed."""
+    """Overall score (and what held it down), the per-phase bar chart, and the signals covered / missed."""
     chips = lambda ids, cls: "".join(f'<span class="chip {cls}">{esc(labels[s])}</span>' for s in ids) or "-"
     return (f'<div class="mlsd-report"><h2>Overall: {r.overall.score}/100 - {esc(VERDICT_TEXT[r.overall.verdict])}</h2>'
             f'<p>{esc(r.case_title or r.case)} &middot; level {esc(r.level)}</p>'
-            f'<div id="report-chart">{bar_chart_svg(r)}</div>'
+            + (f'<ul class="limits">{"".join(f"<li>{esc(x)}</li>" for x in r.limits)}</ul>' if r.limits else "")
+            + f'<div id="report-chart">{bar_chart_svg(r)}</div>'
             f'<p><b>Covered:</b> {chips(r.signals.covered, "on")}</p>'
             f'<p><b>Missed:</b> {chips(r.signals.missed, "off")}</p></div>')
 
