@@ -397,9 +397,20 @@ def quiet_streams() -> None:
             stream.reconfigure(errors="replace")
 
 
+def _attach_resume_id(argv: list[str]) -> list[str]:
+    """`--resume ID` as `--resume=ID`: ids saved before they lost '-' may start with one, which
+    argparse would otherwise read as an option."""
+    out = list(argv)
+    for i, a in enumerate(out[:-1]):
+        if a == "--resume" and out[i + 1].startswith("-") and out[i + 1] not in ("-h", "--help"):
+            out[i:i + 2] = [f"--resume={out[i + 1]}"]
+            break
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     quiet_streams()
-    args = _clean_args(build_parser().parse_args(argv))
+    args = _clean_args(build_parser().parse_args(_attach_resume_id(sys.argv[1:] if argv is None else argv)))
     settings = None
     try:
         settings = load_settings()

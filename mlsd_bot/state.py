@@ -20,6 +20,11 @@ PHASE_SHARE = {"clarify": 0.14, "framing": 0.09, "data": 0.16, "model": 0.2,
                "evaluation": 0.15, "serving": 0.13, "monitoring": 0.13}
 
 
+def new_session_id() -> str:
+    """128 random bits, URL-safe, without '-': an id starting with '-' reads as an option to
+    `mlsd-bot chat --resume ID` (argparse), so the alphabet keeps '_' only (~127 bits)."""
+    return secrets.token_urlsafe(16).replace("-", "_")
+
 class Turn(BaseModel):
     n: int
     role: Literal["candidate", "interviewer"]
@@ -58,7 +63,7 @@ class Mistake(BaseModel):
 class InterviewState(BaseModel):
     # 128 random bits: an id is unguessable, so it cannot be found by trying. Ids saved before
     # (12 hex digits) are plain strings too and still load.
-    session_id: str = Field(default_factory=lambda: secrets.token_urlsafe(16))
+    session_id: str = Field(default_factory=lambda: new_session_id())
     case_id: str
     level: Level = "senior"
     budget_minutes: int = Field(45, ge=5, le=180)

@@ -114,6 +114,20 @@ def test_resume_continues_a_saved_interview(cli, data_dir, base_deps):
     assert state.finished and len(state.turns) == turns_before + 2  # "/end" and the closing turn
 
 
+def test_a_session_id_starting_with_a_dash_resumes(cli, data_dir, base_deps):
+    """Ids no longer contain '-'; one saved before that (argparse would read it as an option) still resumes."""
+    from mlsd_bot.state import new_session_id
+
+    assert not any("-" in new_session_id() for _ in range(2000))
+    store = SessionStore(load_settings({"MLSD_DATA_DIR": str(data_dir)}).sessions_db)
+    iv = Interview.new(base_deps, "harmful_content", on_change=store.save)
+    iv.state.session_id = "-IGJtk0HXvLIkjJd_lsR2A"
+    list(iv.open())
+    proc = cli("chat", "--resume", iv.state.session_id, stdin="/end\n")
+    assert proc.returncode == 0, proc.stderr
+    assert store.load(iv.state.session_id).finished
+
+
 def test_resume_errors_are_one_line(cli, data_dir):
     proc = cli("chat", "--resume", "nope")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
