@@ -25,6 +25,7 @@ def new_session_id() -> str:
     `mlsd-bot chat --resume ID` (argparse), so the alphabet keeps '_' only (~127 bits)."""
     return secrets.token_urlsafe(16).replace("-", "_")
 
+
 class Turn(BaseModel):
     n: int
     role: Literal["candidate", "interviewer"]
@@ -61,9 +62,9 @@ class Mistake(BaseModel):
 
 
 class InterviewState(BaseModel):
-    # 128 random bits: an id is unguessable, so it cannot be found by trying. Ids saved before
+    # ~127 random bits (new_session_id): an id is unguessable, so it cannot be found by trying. Ids saved before
     # (12 hex digits) are plain strings too and still load.
-    session_id: str = Field(default_factory=lambda: new_session_id())
+    session_id: str = Field(default_factory=new_session_id)
     case_id: str
     level: Level = "senior"
     budget_minutes: int = Field(45, ge=5, le=180)
