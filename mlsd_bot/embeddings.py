@@ -48,8 +48,8 @@ MAX_BATCH = 128
 # which stays the one for the short calls of a turn, where its latency is lower.
 BULK_TEXTS = 64
 # A bulk call's batches are smaller: a 256-token budget (one long chunk, a few short ones) gives the same
-# vectors bit for bit as 1024 and made a cold ingest 12.0 s instead of 13.6 s (bench/retrieval.py; ~6% less
-# CPU, peak RSS 690 MB instead of 900). The short calls of a turn keep TOKENS_PER_BATCH.
+# vectors bit for bit as 1024 and made a cold ingest of the then 763 chunks 12.0 s instead of 13.6 s
+# (bench/retrieval.py, same machine state; ~6% less CPU, peak RSS 690 MB instead of 900). The short calls of a turn keep TOKENS_PER_BATCH.
 BULK_TOKENS_PER_BATCH = 256
 RECENT_TEXTS = 2048  # model-encoded texts kept (~1.5 kB each) for the next call that asks again
 VECTORS_PATH = Path(__file__).parent / "data" / "embedding" / "vectors.npz"

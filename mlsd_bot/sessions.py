@@ -223,17 +223,19 @@ class SessionStore(_Sessions):
     def close(self) -> None:
         """Let go of the idle connection: the WAL is checkpointed into the file (the store stays usable)."""
         with self._repair_lock:
-            if self._keeper is not None:
-                self._keeper.close()
-                self._keeper = None
+            self._drop_keeper()
+
+    def _drop_keeper(self) -> None:
+        """Close the idle connection, if any (the caller holds _repair_lock)."""
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
 
     def _repair(self, reason: str) -> None:
         """Move the damaged file (and its -wal/-shm) aside, then start a fresh one. Thread-safe."""
         with self._repair_lock:
             self._checked = False
-            if self._keeper is not None:  # the damaged file is let go before it is moved
-                self._keeper.close()
-                self._keeper = None
+            self._drop_keeper()  # the damaged file is let go before it is moved
             try:  # another thread may have repaired it meanwhile
                 self._open_checked().close()
                 self._checked = True

@@ -123,14 +123,14 @@ class SignalDetector:
         found: dict[str, list[str]] = {}
         lexical = [self._lexical(s) for s in sents]
         semantic = self._semantic(sents, phase, context) if sents else []
-        for s, lex, (sims, sem, _, raw) in zip(sents, lexical, semantic):
+        for s, lex, (sims, sem, raw) in zip(sents, lexical, semantic):
             # A cue already explains the sentence: a second signal must be close on its own
             # merit, not pushed over the bar by the phase or question priors.
             extra = [sid for sid in sem if not lex or raw[SIGNALS.index(sid)] >= EXPLAINED_FLOOR]
             for sid in lex + extra:
                 found.setdefault(sid, []).append(s)
         ordered = [s for s in SIGNALS if s in found]
-        relevance = max((best for _, _, best, _ in semantic), default=0.0)
+        relevance = max((float(raw.max()) for _, _, raw in semantic), default=0.0)
         return Detection(ordered, {s: found[s][0] for s in ordered}, 1.0 if any(lexical) else relevance,
                          {s: tuple(found[s]) for s in ordered})
 
@@ -138,10 +138,10 @@ class SignalDetector:
         return [sid for sid, spec in self.specs.items() if any(c.search(sentence) for c in spec.cues)]
 
     def _semantic(self, sents: list[str], phase: str | None,
-                  context: tuple[str, ...] | list[str] = ()) -> list[tuple[np.ndarray, list[str], float, np.ndarray]]:
+                  context: tuple[str, ...] | list[str] = ()) -> list[tuple[np.ndarray, list[str], np.ndarray]]:
         """Per sentence: similarity per signal (priors added), the best-matching signals (none for
-        chit-chat), the best raw similarity (how much the sentence is about the design at all), and the
-        raw similarity per signal (no priors)."""
+        chit-chat), and the raw similarity per signal (no priors; its best says how much the sentence
+        is about the design at all)."""
         v = self.encoder.encode(sents)
         # Best exemplar similarity per signal: (sentences, signals).
         raw_per = np.maximum.reduceat(v @ self._ex.T, self._starts, axis=1)
@@ -152,8 +152,7 @@ class SignalDetector:
         for row, raw, nmax in zip(per, raw_per, neg):
             top = row.max()
             ok = top >= SIM_FLOOR and raw.max() >= RAW_FLOOR and top >= nmax + NEG_MARGIN
-            out.append((row, [SIGNALS[j] for j in np.flatnonzero(row >= top - RUNNER_UP)] if ok else [],
-                        float(raw.max()), raw))
+            out.append((row, [SIGNALS[j] for j in np.flatnonzero(row >= top - RUNNER_UP)] if ok else [], raw))
         return out
 
     def _in_phase(self, phase: str | None) -> np.ndarray:
