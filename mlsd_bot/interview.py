@@ -13,7 +13,7 @@ import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .cases import Case
 from .config import Settings
@@ -33,6 +33,9 @@ from .state import InterviewState, Level, Turn
 from .textsafe import clean
 from .voice import LLMVoice, OfflineVoice, Voice
 
+if TYPE_CHECKING:
+    from .embeddings import MiniLM
+
 MAX_MESSAGE_CHARS = 4000
 
 
@@ -45,6 +48,7 @@ class Deps:
     prompts: Prompts
     pitfalls: list[Pitfall]
     spotter: MistakeSpotter
+    encoder: MiniLM  # the grader's (detector, spotter, case facts); the retriever has its own
     pushback: dict[tuple[str | None, str], Pushback]
     reader: Reader = field(default_factory=Reader)
     grader: DepthGrader = field(default_factory=DepthGrader)
@@ -57,7 +61,7 @@ class Deps:
 
     def factbook(self, case_id: str) -> FactBook:
         if case_id not in self.factbooks:
-            self.factbooks[case_id] = FactBook(self.cases[case_id], self.retriever.encoder)
+            self.factbooks[case_id] = FactBook(self.cases[case_id], self.encoder)
         return self.factbooks[case_id]
 
 
@@ -75,7 +79,7 @@ def pushback_of(notes: list[Note], retriever: Retriever) -> dict[tuple[str | Non
 def build_deps(settings: Settings, voice: str | None = None, clock: Callable[[], float] = time.time) -> Deps:
     """Load the index, detector and prompts; pick the voice from settings (or `voice`)."""
     from .cases import cases_of
-    from .embeddings import get_encoder
+    from .embeddings import KNOWLEDGE, get_encoder
     from .knowledge import out_of_service, read_notes
     from .store import open_index
     from .tokens import seed_cache
@@ -86,13 +90,13 @@ def build_deps(settings: Settings, voice: str | None = None, clock: Callable[[],
     for error in broken:  # a broken note takes only its own case out of service
         print(f"mlsd-bot: warning: {out_of_service(error)}", file=sys.stderr)
     encoder = get_encoder()
-    retriever = Retriever(open_index(settings, notes=notes, keep=[e.path for e in broken]), encoder)
+    retriever = Retriever(open_index(settings, notes=notes, keep=[e.path for e in broken]), get_encoder(KNOWLEDGE))
     pitfalls = load_pitfalls()
     cache = settings.data_dir / "cache"
     deps = Deps(cases={c.id: c for c in cases_of(notes)}, retriever=retriever,
                 detector=SignalDetector(encoder, cache_dir=cache), prompts=prompts, pitfalls=pitfalls,
                 spotter=MistakeSpotter(pitfalls, encoder, cache_dir=cache), pushback=pushback_of(notes, retriever),
-                clock=clock)
+                encoder=encoder, clock=clock)
     if (voice or settings.voice) == "openai":
         from .models import LLMSignalJudge, OpenAIChatModel
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .embeddings import MiniLM, get_encoder
+from .embeddings import KNOWLEDGE, MiniLM, get_encoder
 from .knowledge import Chunk
 from .store import KnowledgeIndex
 
@@ -82,7 +82,7 @@ class Retriever:
 
     def __init__(self, index: KnowledgeIndex, encoder: MiniLM | None = None):
         self.chunks, self.vectors = index.all_chunks()
-        self.encoder = encoder or get_encoder()
+        self.encoder = encoder or get_encoder(KNOWLEDGE)
         self.bm25 = BM25(self.chunks)
         self._embed = functools.lru_cache(maxsize=1024)(lambda q: self.encoder.encode([q])[0])
 

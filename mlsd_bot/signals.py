@@ -87,11 +87,13 @@ def encode_cached(encoder: MiniLM, texts: list[str], cache_dir: Path | None) -> 
     """Encode `texts`, reusing a copy saved under `cache_dir` for exactly these texts.
 
     The exemplars are ~1,000 sentences: encoding them costs seconds at every start
-    of the CLI or the app, loading them costs milliseconds.
+    of the CLI or the app, loading them costs milliseconds. (The shipped vectors now answer
+    most of them; the copy still saves looking up each one.)
     """
     if cache_dir is None:
         return encoder.encode(texts)
-    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:20]
+    # Keyed by the model build too: a copy made by another model would quietly skew every similarity.
+    key = hashlib.sha256("\n".join([encoder.model.checksum, *texts]).encode()).hexdigest()[:20]
     path = cache_dir / f"vectors-{key}.npy"
     if path.exists():
         return np.load(path)

@@ -7,13 +7,14 @@ the previous index exactly as it was. A store Chroma cannot read (a damaged
 chroma.sqlite3) is a one-line error naming it; `ingest --rebuild` starts afresh.
 
 Documents are added and read through LangChain's `langchain_chroma.Chroma` vector store
-with our own `MiniLMEmbeddings` adapter, which answers known texts from the shipped
-vectors (embeddings.py) and runs the model only on texts it has never seen.
-`refresh_shipped_vectors` rewrites that file from what a fresh start embeds.
+with our own `MiniLMEmbeddings` adapter (the KNOWLEDGE build of the model), which answers known
+texts from the shipped vectors (embeddings.py) and runs the model only on texts it has never seen.
+`refresh_shipped_vectors` rewrites those files from what a fresh start embeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import sys
@@ -31,8 +32,8 @@ from chromadb.errors import ChromaError, NotFoundError
 from langchain_chroma import Chroma
 
 from .config import Settings
-from .embeddings import (VECTORS_PATH, KnownVectors, MiniLM, MiniLMEmbeddingFunction, MiniLMEmbeddings, get_encoder,
-                         shared_encoder)
+from .embeddings import (KNOWLEDGE, MODELS, KnownVectors, MiniLM, MiniLMEmbeddingFunction, MiniLMEmbeddings,
+                         ModelFile, get_encoder, shared_encoder)
 from .errors import ConfigError, IndexMissingError, StoreError
 from .knowledge import Chunk, Note, chunk_note, load_notes, out_of_service, read_notes
 
@@ -102,7 +103,7 @@ class KnowledgeIndex:
 
     def __init__(self, client, where: str = "the knowledge index", encoder: MiniLM | None = None) -> None:
         self._client, self.where = client, where
-        self.encoder = encoder or get_encoder()
+        self.encoder = encoder or get_encoder(KNOWLEDGE)
         # Always pass our function: Chroma must never fall back to its default embedding
         # function, which downloads a model; it is stored with the collection, so any client
         # can reopen it and query by text. LangChain's store on the same collection embeds
@@ -184,7 +185,7 @@ def ingest(settings: Settings, progress: Callable[[str], None] | None = _stderr_
     """Validate every note first (strict: one bad note stops it), then bring the index up to date.
 
     `rebuild` discards the index first (a damaged local store, or the server's collection).
-    `encoder` defaults to the shared one (shipped vectors first); pass `MiniLM()` to embed
+    `encoder` defaults to the shared one (shipped vectors first); pass `MiniLM(model=KNOWLEDGE)` to embed
     everything with the model, as bench/retrieval.py does to time a cold ingest.
     """
     notes = load_notes(settings.knowledge_dir)
@@ -197,34 +198,43 @@ def _open(settings: Settings, encoder: MiniLM | None = None) -> KnowledgeIndex:
     return KnowledgeIndex(open_client(settings), where=_where(settings), encoder=encoder)
 
 
-def startup_vectors(settings: Settings, encoder: MiniLM) -> dict[str, "np.ndarray"]:
-    """Every text a fresh start embeds, with its vector: the interviewer's dependencies are built
-    in an empty data dir (so the index, the detector's exemplars, the mistake spotter's examples and
-    every case's facts are embedded) with `encoder` as the shared encoder, which records them."""
+def startup_vectors(settings: Settings, encoders: list[MiniLM]) -> dict[ModelFile, dict[str, "np.ndarray"]]:
+    """Every text a fresh start embeds, with its vector, per model build: the interviewer's dependencies
+    are built in an empty data dir (so the index, the detector's exemplars, the mistake spotter's examples
+    and every case's facts are embedded) with `encoders` as the shared encoders, which record them."""
     from .interview import build_deps
 
     load_notes(settings.knowledge_dir)  # strict: a broken note stops it, as ingest does
-    encoder.recorded = {}
+    for encoder in encoders:
+        encoder.recorded = {}
     try:
-        with shared_encoder(encoder), tempfile.TemporaryDirectory(prefix="mlsd-vectors-") as tmp:
+        with contextlib.ExitStack() as stack:
+            for encoder in encoders:
+                stack.enter_context(shared_encoder(encoder))
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlsd-vectors-"))
             fresh = dataclasses.replace(settings, data_dir=Path(tmp), chroma_url=None)
             deps = build_deps(fresh, voice="offline")
             for case in deps.cases:
                 deps.factbook(case)
             _forget_local_client(fresh.index_dir)
-        return encoder.recorded
+        return {encoder.model: encoder.recorded for encoder in encoders}
     finally:
-        encoder.recorded = None
+        for encoder in encoders:
+            encoder.recorded = None
 
 
-def refresh_shipped_vectors(settings: Settings, path: Path = VECTORS_PATH) -> tuple[int, int]:
-    """Rewrite the shipped vectors from what a fresh start embeds: texts already in the file keep
-    their rows bit for bit, new ones are encoded, gone ones dropped. Returns (written, newly encoded)."""
-    encoder = MiniLM(KnownVectors.load(path))
-    recorded = startup_vectors(settings, encoder)
-    texts = list(recorded)
-    vectors = np.stack([recorded[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
-    return KnownVectors.save(texts, vectors, path), encoder.model_runs
+def refresh_shipped_vectors(settings: Settings, paths: dict[ModelFile, Path] | None = None) -> tuple[int, int]:
+    """Rewrite each build's shipped vectors (at `paths`, default their own) from what a fresh start embeds:
+    texts already in a file keep their rows bit for bit, new ones are encoded, gone ones dropped.
+    Returns (written, newly encoded), summed over the builds."""
+    paths = paths or {m: m.vectors for m in MODELS}
+    encoders = [MiniLM(KnownVectors.load(m, paths[m]), m) for m in MODELS]
+    written = 0
+    for model, recorded in startup_vectors(settings, encoders).items():
+        texts = list(recorded)
+        vectors = np.stack([recorded[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+        written += KnownVectors.save(texts, vectors, model, paths[model])
+    return written, sum(e.model_runs for e in encoders)
 
 
 def _discard(settings: Settings) -> None:

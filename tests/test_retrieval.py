@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from mlsd_bot.embeddings import get_encoder
+from mlsd_bot.embeddings import KNOWLEDGE, get_encoder
 from mlsd_bot.knowledge import Chunk
 from mlsd_bot.retrieval import BM25, CANDIDATES, DENSE_WEIGHT, Retriever, terms
 
@@ -110,7 +110,7 @@ class _Index:
     """What Retriever reads from the store: the chunks and their vectors."""
 
     def all_chunks(self):
-        return CORPUS, get_encoder().encode([c.text for c in CORPUS])
+        return CORPUS, get_encoder(KNOWLEDGE).encode([c.text for c in CORPUS])
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,7 @@ def test_the_extreme_weights_are_plain_bm25_and_plain_dense(retriever) -> None:
     query = "video ranking watch time"
     sparse = retriever.bm25.scores(query)
     assert _top(retriever, query, 0.0, k=8) == [CORPUS[i].id for i in sorted(sparse, key=lambda i: -sparse[i])]
-    sims = get_encoder().encode([c.text for c in CORPUS]) @ get_encoder().encode([query])[0]
+    sims = get_encoder(KNOWLEDGE).encode([c.text for c in CORPUS]) @ get_encoder(KNOWLEDGE).encode([query])[0]
     assert len(CORPUS) <= CANDIDATES  # so the dense side ranks every chunk
     assert _top(retriever, query, 1.0, k=8) == [CORPUS[i].id for i in np.argsort(-sims)]
 
@@ -150,7 +150,7 @@ def test_the_extreme_weights_are_plain_bm25_and_plain_dense(retriever) -> None:
 def test_fused_scores_mix_dense_and_normalised_bm25(retriever) -> None:
     query, w = "video ranking watch time", 0.6
     sparse = retriever.bm25.scores(query)
-    dense = get_encoder().encode([c.text for c in CORPUS]) @ get_encoder().encode([query])[0]
+    dense = get_encoder(KNOWLEDGE).encode([c.text for c in CORPUS]) @ get_encoder(KNOWLEDGE).encode([query])[0]
     hits = retriever.search(query, k=8, dense_weight=w)
     top = max(sparse.values())
     for h in hits:
@@ -179,8 +179,8 @@ def test_a_chunk_only_bm25_found_scores_its_bm25_share_alone(retriever, monkeypa
     query = "HX4471 roadside photo anonymisation"
     hits = {h.chunk.id: h.score for h in retriever.search(query, k=5, dense_weight=0.5)}
     assert hits["f"] == pytest.approx(0.5)  # (1 - 0.5) x its BM25 score / the best BM25 score (its own)
-    assert hits["c"] == pytest.approx(0.5 * float(get_encoder().encode([CORPUS[2].text])[0]
-                                                  @ get_encoder().encode([query])[0]), abs=1e-5)
+    assert hits["c"] == pytest.approx(0.5 * float(get_encoder(KNOWLEDGE).encode([CORPUS[2].text])[0]
+                                                  @ get_encoder(KNOWLEDGE).encode([query])[0]), abs=1e-5)
     assert [h.chunk.id for h in retriever.search(query, k=5, dense_weight=1.0)] == ["c"]  # dense only: no BM25
 
 
@@ -192,7 +192,7 @@ def test_the_dense_side_keeps_the_nearest_chunks_of_a_large_index() -> None:
 
     class Many:
         def all_chunks(self):
-            return many, get_encoder().encode([c.text for c in many])
+            return many, get_encoder(KNOWLEDGE).encode([c.text for c in many])
 
     hits = Retriever(Many()).search("hide number plates in street photos", k=3, dense_weight=1.0)
     assert hits[0].chunk.id == "t"
@@ -209,6 +209,6 @@ def test_equal_scores_are_ordered_by_id() -> None:
 
     class Twins:
         def all_chunks(self):
-            return twins, get_encoder().encode([c.text for c in twins])
+            return twins, get_encoder(KNOWLEDGE).encode([c.text for c in twins])
 
     assert [h.chunk.id for h in Retriever(Twins()).search("same words", k=2)] == ["a1", "b2"]

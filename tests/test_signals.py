@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from mlsd_bot import cli
 from mlsd_bot.contract import PHASES, SIGNALS
-from mlsd_bot.embeddings import get_encoder
+from mlsd_bot.embeddings import GRADING, KNOWLEDGE, get_encoder
 from mlsd_bot.errors import ModelError
-from mlsd_bot.signals import DATA, RefinedDetector, SignalDetector, sentences, strip_injection
+from mlsd_bot.signals import DATA, RefinedDetector, SignalDetector, encode_cached, sentences, strip_injection
 
 # Paraphrases no cue matches: found by meaning alone.
 SEMANTIC = [
@@ -276,3 +277,14 @@ def test_detect_bad_file_lines_name_the_line(run, tmp_path) -> None:
     path.write_text('{"text": "fine", "case": "nope"}\n')
     code, _, err = run("--file", str(path))
     assert code == 1 and "nope" in err
+
+
+def test_the_saved_copy_of_exemplar_vectors_belongs_to_one_model_build(tmp_path) -> None:
+    """A data dir that held vectors of one build must not hand them to an encoder of another."""
+    texts = ["A two-tower model for retrieval.", "Retrain weekly on fresh clicks."]
+    grading = encode_cached(get_encoder(GRADING), texts, tmp_path)
+    knowledge = encode_cached(get_encoder(KNOWLEDGE), texts, tmp_path)
+    assert np.allclose(knowledge, get_encoder(KNOWLEDGE).encode(texts), atol=1e-6)
+    assert not np.allclose(grading, knowledge, atol=1e-4)
+    assert np.array_equal(encode_cached(get_encoder(GRADING), texts, tmp_path), grading)  # read back from the copy
+    assert len(list(tmp_path.glob("vectors-*.npy"))) == 2

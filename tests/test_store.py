@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mlsd_bot.config import PROJECT_ROOT
-from mlsd_bot.embeddings import MiniLM, MiniLMEmbeddingFunction, get_encoder
+from mlsd_bot.embeddings import KNOWLEDGE, MiniLM, MiniLMEmbeddingFunction, get_encoder
 from mlsd_bot.errors import IndexMissingError, NoteError
 from mlsd_bot.knowledge import chunk_note, load_notes
 from mlsd_bot.retrieval import Retriever
@@ -67,7 +67,7 @@ def test_ingest_builds_the_index_with_every_chunk_and_its_metadata(settings) -> 
     assert _stored(settings) == expected  # ids, source, case (None for framework), phase, heading, text, digest
     chunks, vectors = _index(settings).all_chunks()
     assert vectors.shape == (len(chunks), 384)  # each row is the embedding of that chunk's text
-    assert np.allclose(vectors, get_encoder().encode([c.text for c in chunks]), atol=1e-4)
+    assert np.allclose(vectors, get_encoder(KNOWLEDGE).encode([c.text for c in chunks]), atol=1e-4)
     assert "4 note(s) embedded" in report.summary()
 
 
@@ -196,20 +196,20 @@ PARAPHRASES = [
 
 @pytest.mark.parametrize("anchor,paraphrase,unrelated", PARAPHRASES)
 def test_paraphrases_score_closer_than_unrelated_sentences(anchor: str, paraphrase: str, unrelated: str) -> None:
-    a, p, u = get_encoder().encode([anchor, paraphrase, unrelated])
+    a, p, u = get_encoder(KNOWLEDGE).encode([anchor, paraphrase, unrelated])
     assert _cos(a, p) > _cos(a, u) + 0.1
     assert _cos(a, p) > _cos(p, u) + 0.1
 
 
 def test_vectors_are_unit_norm_384_float32() -> None:
-    vectors = get_encoder().encode(["short", "a much longer sentence about feature stores and online serving " * 5])
+    vectors = get_encoder(KNOWLEDGE).encode(["short", "a much longer sentence about feature stores and online serving " * 5])
     assert vectors.shape == (2, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert get_encoder().encode([]).shape == (0, 384)
+    assert get_encoder(KNOWLEDGE).encode([]).shape == (0, 384)
 
 
 def test_batch_padding_gives_the_same_vector_as_encoding_alone() -> None:
-    encoder = get_encoder()
+    encoder = get_encoder(KNOWLEDGE)
     texts = [f"query number {i} about {'drift ' * (i % 7)}monitoring" for i in range(40)]  # crosses BATCH=32
     texts[5] = "PSI"
     texts[6] = "a long paragraph on two-tower retrieval, hard negatives and approximate nearest neighbours " * 6
@@ -221,7 +221,7 @@ def test_batch_padding_gives_the_same_vector_as_encoding_alone() -> None:
 def test_chroma_adapter_returns_the_encoder_vectors() -> None:
     texts = ["feature store", "A/B test"]
     from_chroma = np.array(MiniLMEmbeddingFunction()(texts))
-    assert np.allclose(from_chroma, get_encoder().encode(texts), atol=1e-6)
+    assert np.allclose(from_chroma, get_encoder(KNOWLEDGE).encode(texts), atol=1e-6)
 
 
 # --- persistence ------------------------------------------------------------------
