@@ -16,6 +16,7 @@ import pytest
 from mlsd_bot import embeddings
 from mlsd_bot.embeddings import GRADING, KNOWLEDGE, MODELS, KnownVectors, MiniLM, get_encoder, text_key
 from mlsd_bot.knowledge import chunk_note, load_notes
+from mlsd_bot.signals import SignalDetector
 from mlsd_bot.config import load_settings
 from mlsd_bot.store import ingest, refresh_shipped_vectors, startup_vectors
 
@@ -50,9 +51,11 @@ def shipped(model) -> dict:
 
 
 def test_each_build_embeds_its_own_texts(needed_by_build) -> None:
-    """The knowledge chunks go to the KNOWLEDGE build; the grader's texts (exemplars, pitfalls, facts) to GRADING."""
+    """The knowledge chunks (and the report's advice queries, one per signal) go to the KNOWLEDGE build;
+    the grader's texts (exemplars, pitfalls, facts) to GRADING."""
     chunks = {text_key(c.text) for n in load_notes(REAL_KNOWLEDGE) for c in chunk_note(n)}
-    assert set(needed_by_build[KNOWLEDGE]) == chunks
+    queries = {text_key(spec.description) for spec in SignalDetector(get_encoder()).specs.values()}
+    assert set(needed_by_build[KNOWLEDGE]) == chunks | queries
     assert not chunks & set(needed_by_build[GRADING]) and len(needed_by_build[GRADING]) > 1000
 
 
@@ -116,7 +119,8 @@ def test_refresh_keeps_unchanged_rows_encodes_new_texts_and_drops_gone_ones(sett
     toy_chunks = {text_key(c.text) for n in load_notes(kb_dir) for c in chunk_note(n)}
     written, encoded = refresh_shipped_vectors(settings, paths)
     before = {m: dict(np.load(path)) for m, path in paths.items()}
-    assert set(before[KNOWLEDGE]["keys"]) == toy_chunks  # the real notes' chunks dropped
+    assert toy_chunks <= set(before[KNOWLEDGE]["keys"])
+    assert not {text_key(c.text) for n in load_notes(REAL_KNOWLEDGE) for c in chunk_note(n)} & set(before[KNOWLEDGE]["keys"])
     wanted = startup_texts(kb_dir)
     assert all(set(before[m]["keys"]) == {text_key(t) for t in wanted[m]} for m in MODELS)
     assert written == sum(len(b["keys"]) for b in before.values())
@@ -131,7 +135,7 @@ def test_refresh_keeps_unchanged_rows_encodes_new_texts_and_drops_gone_ones(sett
     old_rows = dict(zip(before[KNOWLEDGE]["keys"], before[KNOWLEDGE]["vectors"]))
     new_rows = dict(zip(after["keys"], after["vectors"]))
     kept = set(old_rows) & set(new_rows)
-    assert len(kept) == len(toy_chunks) - len(changed)
+    assert len(kept) == len(before[KNOWLEDGE]["keys"]) - len(changed)
     assert all(np.array_equal(old_rows[k], new_rows[k]) for k in kept)  # bit for bit
     assert np.array_equal(np.load(paths[GRADING])["vectors"], before[GRADING]["vectors"])  # untouched
 
