@@ -1,7 +1,7 @@
 """Saved interviews in SQLite under the data dir.
 
 Every turn is written here before the reply is shown, so a browser refresh or a
-server restart can resume an unfinished interview. Each call opens its own
+server restart can resume an unfinished interview. Each thread keeps its own
 connection: the store is safe to share between the threads of a web server (one more,
 idle connection stays open so that closing the others does not checkpoint the WAL).
 
@@ -24,11 +24,11 @@ app processes share the sessions. Both have the methods of `_Sessions`.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 import threading
 import time
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -150,6 +150,10 @@ class SessionStore(_Sessions):
         self._repair_lock = threading.Lock()
         self._checked = False  # True once the file passed _open_checked
         self._keeper: sqlite3.Connection | None = None  # see _keep_open
+        # One connection per worker thread, reused (see _connection); a repair bumps the generation
+        # so every thread reconnects to the fresh file.
+        self._local = threading.local()
+        self._generation = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -193,20 +197,51 @@ class SessionStore(_Sessions):
         return db
 
     def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` on a fresh connection; a damaged file is moved aside once and `fn` retried."""
+        """Run `fn` on this thread's connection; a damaged file is moved aside once and `fn` retried."""
         for attempt in (1, 2):
             try:
-                with closing(self._connect() if self._checked else self._open_checked()) as db:
-                    out = fn(db)
+                out = fn(self._connection())
+                self._local.stamp = self._stamp()  # our own commit may have checkpointed into the file
                 self._checked = True  # the file is known good: later calls skip quick_check
                 self._keep_open()
                 return out
             except (sqlite3.DatabaseError, _Damaged) as e:
+                self._forget_connection()  # the next call opens (and, after a repair, checks) anew
                 if not _is_damage(e) or attempt == 2:
                     raise StoreError(f"{self.path}: the sessions database failed ({_reason(e)}) - "
                                      "check the file and its folder, or set MLSD_DATA_DIR elsewhere") from None
                 self._repair(_reason(e))
         raise AssertionError("unreachable")
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on its first call. Opening one (a file open and two
+        pragmas) per call was ~7% of a turn's CPU under load; the app's worker threads are pooled,
+        so each keeps its own. It is replaced after a repair, and when the file changed since this
+        thread last used it (another program overwrote it, or a checkpoint wrote the WAL back into
+        it), so a damaged file is found as soon as a fresh connection would find it (not always:
+        a fresh one too reads pages still in the WAL, page 1 included, from there)."""
+        local = self._local
+        if getattr(local, "db", None) is not None and (local.generation, local.stamp) == (self._generation, self._stamp()):
+            return local.db
+        self._forget_connection()
+        generation = self._generation
+        if not self._checked:  # checked on a connection of its own, closed at once (its writes reach the file)
+            self._open_checked().close()
+        local.db = self._connect()
+        local.generation, local.stamp = generation, self._stamp()
+        return local.db
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    def _forget_connection(self) -> None:
+        db, self._local.db = getattr(self._local, "db", None), None
+        if db is not None:
+            db.close()
 
     def _keep_open(self) -> None:
         """Hold one idle connection for the store's life. SQLite checkpoints the WAL into the file
@@ -221,8 +256,10 @@ class SessionStore(_Sessions):
                     self._keeper = keeper
 
     def close(self) -> None:
-        """Let go of the idle connection: the WAL is checkpointed into the file (the store stays usable)."""
+        """Let go of the idle connection and this thread's: the WAL is checkpointed into the file once the
+        last connection closes (the store stays usable; other threads' connections close with their threads)."""
         with self._repair_lock:
+            self._forget_connection()
             self._drop_keeper()
 
     def _drop_keeper(self) -> None:
@@ -235,6 +272,7 @@ class SessionStore(_Sessions):
         """Move the damaged file (and its -wal/-shm) aside, then start a fresh one. Thread-safe."""
         with self._repair_lock:
             self._checked = False
+            self._generation += 1  # every thread's connection to the damaged file is replaced on its next call
             self._drop_keeper()  # the damaged file is let go before it is moved
             try:  # another thread may have repaired it meanwhile
                 self._open_checked().close()

@@ -101,6 +101,29 @@ def test_a_file_damaged_while_running_is_replaced_and_the_save_retried(tmp_path)
         store.load("before")
 
 
+def test_each_thread_keeps_one_connection(tmp_path, monkeypatch):
+    """Connections are reused per thread: opening one per call was a large share of a turn's CPU.
+    (The test above shows a file overwritten under them is still found.)"""
+    import threading
+
+    opened = []
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: opened.append(1) or real_connect(*a, **k))
+    db = tmp_path / "sessions.sqlite3"
+    store = SessionStore(db)
+    start = len(opened)
+    for i in range(20):
+        store.save(a_state(sid=f"main{i:06d}"))
+    workers = [threading.Thread(target=lambda n=n: [store.save(a_state(sid=f"t{n}-{i:06d}")) for i in range(10)])
+               for n in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(store.list(limit=1000)) == 50
+    assert len(opened) - start <= 4  # this thread's and one per worker thread, not one per call
+
+
 def test_a_foreign_sqlite_file_is_moved_aside_too(tmp_path):
     db = tmp_path / "sessions.sqlite3"
     with contextlib.closing(sqlite3.connect(db)) as con, con:
