@@ -134,7 +134,11 @@ class MistakeSpotter:
         texts = [s for p in pitfalls for s in (*p.mistake, *p.correct)]
         vectors = encode_cached(encoder, texts, cache_dir) if texts else np.zeros((0, 384), np.float32)
         self._all = vectors
-        self._owner = np.array([i for i, p in enumerate(pitfalls) for _ in (*p.mistake, *p.correct)])
+        # Each pitfall's examples are one block of rows: where each starts, and which have none.
+        sizes = np.array([len(p.mistake) + len(p.correct) for p in pitfalls], dtype=int)
+        self._starts = np.minimum(np.concatenate([[0], np.cumsum(sizes)[:-1]]), max(len(texts) - 1, 0))
+        self._empty = sizes == 0
+        self._index = {p.id: i for i, p in enumerate(pitfalls)}
         self._vec: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._fix = {p.id: fix_words(p) for p in pitfalls}
         i = 0
@@ -155,12 +159,14 @@ class MistakeSpotter:
                  for s in sentences for m in [self._cue(p, s)] if m]
         if not gated:
             return []
-        vecs = self.encoder.encode(sorted({s for _, s, _ in gated}))
-        index = {s: i for i, s in enumerate(sorted({s for _, s, _ in gated}))}
+        unique = sorted({s for _, s, _ in gated})
+        vectors = dict(zip(unique, self.encoder.encode(unique)))
+        nearest = {s: self._best_per_pitfall(v) for s, v in vectors.items()}
         found = []
         for p, s, m in gated:
-            v = vecs[index[s]]
-            if not self._nearest(v, p):
+            v, best = vectors[s], nearest[s]
+            # Is `p` (within a little slack) the pitfall whose examples are nearest to this sentence?
+            if best[self._index[p.id]] < best.max() - NEAREST_SLACK:
                 continue
             mis, cor = self._vec[p.id]
             sim_m = float((mis @ v).max()) if len(mis) else 0.0
@@ -174,12 +180,11 @@ class MistakeSpotter:
                 found.append(Spotted(p, s, m.group(0), sim_m - sim_c))
         return sorted(found, key=lambda f: -f.margin)
 
-    def _nearest(self, v: np.ndarray, p: Pitfall) -> bool:
-        """Is `p` (within a little slack) the pitfall whose examples are nearest to this sentence?"""
-        sims = self._all @ v
-        best = np.full(len(self.pitfalls), -1.0)
-        np.maximum.at(best, self._owner, sims)
-        return best[self.pitfalls.index(p)] >= best.max() - NEAREST_SLACK
+    def _best_per_pitfall(self, v: np.ndarray) -> np.ndarray:
+        """The similarity of `v` to each pitfall's nearest example (-1 for a pitfall without any)."""
+        best = np.maximum.reduceat(self._all @ v, self._starts)
+        best[self._empty] = -1.0
+        return best
 
     @staticmethod
     def _cue(p: Pitfall, sentence: str) -> re.Match | None:
