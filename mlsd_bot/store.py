@@ -120,9 +120,10 @@ class KnowledgeIndex:
     def is_empty(self) -> bool:
         return self.count() == 0
 
-    def _indexed_digests(self) -> dict[str, str]:
+    def _indexed_digests(self) -> dict[str, tuple[str, str | None]]:
+        """Per indexed note: its content digest and the model build its chunks were embedded with."""
         got = self.store.get(include=["metadatas"])
-        return {m["source"]: m["digest"] for m in got["metadatas"]}
+        return {m["source"]: (m["digest"], m.get("model")) for m in got["metadatas"]}
 
     def ingest(self, notes: list[Note], progress: Callable[[str], None] | None = None,
                keep: Iterable[str] = ()) -> IngestReport:
@@ -138,7 +139,10 @@ class KnowledgeIndex:
             self.store.delete(where={"source": source})
         added, unchanged = [], []
         runs_before = self.encoder.model_runs
-        changed = {n.source: chunk_note(n) for n in notes if indexed.get(n.source) != n.digest}
+        # A note is embedded again when its text changed, or when its chunks came from another model
+        # build (an index from an older release): vectors of two builds must not meet in one search.
+        model = self.encoder.model.checksum
+        changed = {n.source: chunk_note(n) for n in notes if indexed.get(n.source) != (n.digest, model)}
         # One bulk call for every changed chunk (the model then runs on all cores); the per-note
         # writes below find these vectors among the encoder's recent ones.
         self.encoder.encode([c.text for chunks in changed.values() for c in chunks])
@@ -154,7 +158,8 @@ class KnowledgeIndex:
 
     def _replace(self, source: str, chunks: list[Chunk]) -> None:
         self.store.delete(where={"source": source})
-        self.store.add_texts([c.text for c in chunks], metadatas=[_metadata(c) for c in chunks],
+        model = self.encoder.model.checksum
+        self.store.add_texts([c.text for c in chunks], metadatas=[_metadata(c, model) for c in chunks],
                              ids=[c.id for c in chunks])
 
     def all_chunks(self) -> tuple[list[Chunk], np.ndarray]:
@@ -165,9 +170,10 @@ class KnowledgeIndex:
         return chunks, np.asarray(got["embeddings"], dtype=np.float32).reshape(len(chunks), -1)
 
 
-def _metadata(c: Chunk) -> dict:
+def _metadata(c: Chunk, model: str) -> dict:
     # Chroma metadata cannot hold None: "" stands for "no case" (framework notes).
-    return {"source": c.source, "case": c.case or "", "phase": c.phase, "heading": c.heading, "digest": c.digest}
+    return {"source": c.source, "case": c.case or "", "phase": c.phase, "heading": c.heading, "digest": c.digest,
+            "model": model}
 
 
 def _chunk(cid: str, doc: str, m: dict) -> Chunk:

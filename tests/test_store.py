@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mlsd_bot.config import PROJECT_ROOT
-from mlsd_bot.embeddings import KNOWLEDGE, MiniLM, MiniLMEmbeddingFunction, get_encoder
+from mlsd_bot.embeddings import GRADING, KNOWLEDGE, MiniLM, MiniLMEmbeddingFunction, get_encoder
 from mlsd_bot.errors import IndexMissingError, NoteError
 from mlsd_bot.knowledge import chunk_note, load_notes
 from mlsd_bot.retrieval import Retriever
@@ -69,6 +69,16 @@ def test_ingest_builds_the_index_with_every_chunk_and_its_metadata(settings) -> 
     assert vectors.shape == (len(chunks), 384)  # each row is the embedding of that chunk's text
     assert np.allclose(vectors, get_encoder(KNOWLEDGE).encode([c.text for c in chunks]), atol=1e-4)
     assert "4 note(s) embedded" in report.summary()
+
+
+def test_an_index_embedded_by_another_model_build_is_embedded_again(settings) -> None:
+    """An index from an older release (another build of the model) is not mixed with today's query vectors."""
+    ingest(settings, progress=None, encoder=MiniLM(model=GRADING))
+    again = ingest(settings, progress=None)
+    assert sorted(again.added) == ALL_SOURCES and again.unchanged == []
+    chunks, vectors = _index(settings).all_chunks()
+    assert np.allclose(vectors, get_encoder(KNOWLEDGE).encode([c.text for c in chunks]), atol=1e-4)
+    assert ingest(settings, progress=None).added == []
 
 
 def test_reingest_with_nothing_changed_embeds_nothing(settings, embedded) -> None:
