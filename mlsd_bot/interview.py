@@ -59,6 +59,10 @@ class Deps:
     def with_voice(self, voice: Voice) -> "Deps":
         return dataclasses.replace(self, voice=voice)
 
+    def descriptions(self) -> dict[str, str]:
+        """Each signal's description: the report's advice searches the notes with it (report._advice)."""
+        return {s: spec.description for s, spec in self.detector.specs.items()}
+
     def factbook(self, case_id: str) -> FactBook:
         if case_id not in self.factbooks:
             self.factbooks[case_id] = FactBook(self.cases[case_id], self.encoder)
@@ -215,7 +219,7 @@ class Interview:
         specs = self.deps.detector.specs
         return build_report(state, self.case, self.deps.retriever,
                             labels={s: sp.label for s, sp in specs.items()},
-                            descriptions={s: sp.description for s, sp in specs.items()}, now=self.deps.clock(),
+                            descriptions=self.deps.descriptions(), now=self.deps.clock(),
                             pitfall_names={p.id: p.name for p in self.deps.pitfalls})
 
     def report_markdown(self) -> str:

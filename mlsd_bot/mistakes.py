@@ -134,18 +134,16 @@ class MistakeSpotter:
         texts = [s for p in pitfalls for s in (*p.mistake, *p.correct)]
         vectors = encode_cached(encoder, texts, cache_dir) if texts else np.zeros((0, 384), np.float32)
         self._all = vectors
-        # Each pitfall's examples are one block of rows: where each starts, and which have none.
+        # Each pitfall's examples are one block of rows, mistakes then look-alikes: block i is
+        # rows ends[i] - sizes[i] .. ends[i].
         sizes = np.array([len(p.mistake) + len(p.correct) for p in pitfalls], dtype=int)
-        self._starts = np.minimum(np.concatenate([[0], np.cumsum(sizes)[:-1]]), max(len(texts) - 1, 0))
+        ends = np.cumsum(sizes)
+        self._vec = {p.id: (vectors[e - n:e - n + len(p.mistake)], vectors[e - n + len(p.mistake):e])
+                     for p, n, e in zip(pitfalls, sizes, ends)}
+        self._starts = np.minimum(ends - sizes, max(len(texts) - 1, 0))  # (reduceat needs valid indices)
         self._empty = sizes == 0
         self._index = {p.id: i for i, p in enumerate(pitfalls)}
-        self._vec: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._fix = {p.id: fix_words(p) for p in pitfalls}
-        i = 0
-        for p in pitfalls:
-            m, c = len(p.mistake), len(p.correct)
-            self._vec[p.id] = (vectors[i:i + m], vectors[i + m:i + m + c])
-            i += m + c
 
     def spot(self, sentences: list[str], case: str, phase: str | None = None,
              skip: set[str] = frozenset()) -> list[Spotted]:

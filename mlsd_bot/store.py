@@ -222,9 +222,9 @@ def startup_vectors(settings: Settings, encoders: list[MiniLM]) -> dict[ModelFil
             deps = build_deps(fresh, voice="offline")
             for case in deps.cases:
                 deps.factbook(case)
-            # The report's advice searches the notes with each signal's description (report._advice):
-            # shipped too, so an app never loads the knowledge build's model just to write a report.
-            deps.retriever.encoder.encode([spec.description for spec in deps.detector.specs.values()])
+            # The report's advice searches the notes with these: shipped too, so an app never loads
+            # the knowledge build's model just to write a report.
+            deps.retriever.encoder.encode(list(deps.descriptions().values()))
             _forget_local_client(fresh.index_dir)
         return {encoder.model: encoder.recorded for encoder in encoders}
     finally:
