@@ -81,7 +81,7 @@ def _source_model() -> Path:
 
 GRADING = ModelFile("all-MiniLM-L6-v2-onnx-int8", "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
                     _source_model, EMBEDDING_DIR / "vectors.npz")
-KNOWLEDGE = ModelFile("all-MiniLM-L6-v2-int8-dynamic", "9e80251537633bab7d98c9a4f07070371d83f1d28e6994a1f5d93c53de3c5454",
+KNOWLEDGE = ModelFile("all-MiniLM-L6-v2-int8-dynamic", "2d3757f950bbd64846ae9e1c516ab0d8e45330b360bdfe97e1b2d47ac36bf62d",
                       lambda: EMBEDDING_DIR / "all-MiniLM-L6-v2.int8-dynamic.onnx", EMBEDDING_DIR / "knowledge-vectors.npz")
 MODELS = (GRADING, KNOWLEDGE)
 
