@@ -5,12 +5,14 @@ weights are int8, but every MatMul runs in float32 after the weights are cast ba
 cold ingest spent ~15 s in the model on this 2-core machine. Here onnxruntime folds those
 casts into float32 weights and then quantises the graph dynamically (int8 weights per output
 channel, activations quantised per call), so the 36 weight MatMuls run as MatMulInteger:
-about twice as fast on x86 and ARM, vectors within cosine 0.985 of the source's.
+about twice as fast on the machine it was first measured on, 1.45x on an AVX2-only AMD EPYC;
+vectors within cosine 0.985 of the source's.
 
 The weights use 7 of their 8 bits (`reduce_range`): on x86 CPUs without VNNI (AVX2 only)
 onnxruntime multiplies uint8 activations by int8 weights with an instruction that saturates
 a pair's sum at 32767, so full-range weights gave vectors that differ by CPU (cosine ~0.99
-between an AVX2 and a VNNI machine). With 7-bit weights no pair can saturate, the integer
+between the vectors shipped from an earlier machine and an AVX2-only one; that the saturation
+is the cause is our reading of it). With 7-bit weights no pair can saturate, the integer
 products are exact everywhere, and the shipped vectors are what every CPU computes.
 
 Both steps are deterministic for the pinned onnxruntime and onnx: tests/test_shipped_model.py
