@@ -9,7 +9,9 @@ it, the correct counterpart). A sentence is a mistake when
    "instead of accuracy", "accuracy is meaningless here"), and
 2. its MiniLM embedding is closer to the mistake examples than to the
    look-alikes, by a margin, and close enough to them in absolute terms - a
-   much higher bar for a pitfall of another phase than the one being discussed;
+   much higher bar for a pitfall of another phase than the one being discussed
+   (between the two bars the match is only a doubt: pushed back on, but not
+   charged unless the candidate repeats the choice after the pushback);
 3. of all pitfalls, this one's examples (mistakes or look-alikes) are the
    nearest to the sentence: a sentence about accuracy on rare fraud is not
    about launching on an offline gain, even if both mention AUC;
@@ -40,6 +42,8 @@ MARGIN = 0.03  # ... and at least this much closer than to the nearest look-alik
 CLOSE_FLOOR, CLOSE_MARGIN = 0.5, 0.08  # or: a little less close, but clearly closer to the mistakes
 OFF_PHASE_FLOOR = 0.8  # the same for a pitfall of another phase: only an unmistakable match
 OFF_PHASE_MARGIN = 0.1
+DOUBT_FLOOR, DOUBT_MARGIN = 0.65, 0.2  # another phase's pitfall, clearly nearer its mistakes: ask, charge only if repeated
+DOUBT_LEAD = 0.03  # ... and nearer than any other pitfall's examples by this much
 NEAREST_SLACK = 0.05  # how far another pitfall's examples may be nearer before this one is ruled out
 FIX_WORD_MIN = 2  # a fix word appears in at least this many look-alikes and in no mistake example
 _CLAUSE_END = re.compile(r"[,;:()\u2014]|\s-\s|\b(?:but|so|and then|whereas|while|then)\b", re.I)
@@ -105,6 +109,7 @@ class Spotted:
     sentence: str
     cue: str  # the words of the sentence the cue matched: what the candidate said
     margin: float
+    sure: bool = True  # False: another phase's pitfall matched only at the doubt bar (not charged unless repeated)
 
 
 def rejected(sentence: str, start: int, end: int) -> bool:
@@ -151,7 +156,8 @@ class MistakeSpotter:
         words = {w for s in sentences for w in terms(s)}
         # A mistake may need its neighbour for context ("Phishing is 1 in 1,000; I'd report ROC-AUC."),
         # so the whole message is read as one more unit.
-        sentences = sentences + [" ".join(sentences)] if 1 < len(sentences) <= 4 else sentences
+        joined = " ".join(sentences) if 1 < len(sentences) <= 4 else None
+        sentences = sentences + [joined] if joined else sentences
         gated = [(p, s, m) for p in self.pitfalls
                  if p.id not in skip and p.applies_to(case) and not self._fix[p.id] & words
                  for s in sentences for m in [self._cue(p, s)] if m]
@@ -170,19 +176,28 @@ class MistakeSpotter:
             sim_m = float((mis @ v).max()) if len(mis) else 0.0
             sim_c = float((cor @ v).max()) if len(cor) else 0.0
             if p.heard_in(phase):
-                hit = ((sim_m >= MISTAKE_FLOOR and sim_m - sim_c >= MARGIN)
-                       or (sim_m >= CLOSE_FLOOR and sim_m - sim_c >= CLOSE_MARGIN))
+                sure = ((sim_m >= MISTAKE_FLOOR and sim_m - sim_c >= MARGIN)
+                        or (sim_m >= CLOSE_FLOOR and sim_m - sim_c >= CLOSE_MARGIN))
+                doubt = False
             else:
-                hit = sim_m >= OFF_PHASE_FLOOR and sim_m - sim_c >= OFF_PHASE_MARGIN
-            if hit:
-                found.append(Spotted(p, s, m.group(0), sim_m - sim_c))
-        return sorted(found, key=lambda f: -f.margin)
+                sure = sim_m >= OFF_PHASE_FLOOR and sim_m - sim_c >= OFF_PHASE_MARGIN
+                # a doubt must stand in one sentence: joined up, one sentence's cue meets another's meaning
+                doubt = (s != joined and sim_m >= DOUBT_FLOOR and sim_m - sim_c >= DOUBT_MARGIN
+                         and self._lead(best, self._index[p.id]) >= DOUBT_LEAD)
+            if sure or doubt:
+                found.append(Spotted(p, s, m.group(0), sim_m - sim_c, sure))
+        return sorted(found, key=lambda f: (not f.sure, -f.margin))
 
     def _best_per_pitfall(self, v: np.ndarray) -> np.ndarray:
         """The similarity of `v` to each pitfall's nearest example (-1 for a pitfall without any)."""
         best = np.maximum.reduceat(self._all @ v, self._starts)
         best[self._empty] = -1.0
         return best
+
+    @staticmethod
+    def _lead(best: np.ndarray, i: int) -> float:
+        """How much nearer pitfall i's examples are than any other pitfall's."""
+        return float(best[i] - np.delete(best, i).max()) if len(best) > 1 else 1.0
 
     @staticmethod
     def _cue(p: Pitfall, sentence: str) -> re.Match | None:

@@ -132,7 +132,8 @@ class Policy:
         if not det.signals and det.relevance < OFF_TOPIC_FLOOR and not self.grader.named_term(said):
             return self._redirect(state, "off_topic")
         self._check_fix(state, reading)
-        spotted = self.spotter.spot(reading.statements, self.case.id, state.phase, skip=set(state.mistakes))
+        spotted = self._confirm(state, self.spotter.spot(reading.statements, self.case.id, state.phase,
+                                                         skip={m.pitfall for m in state.charged()}))
         covered = self._record(state, det, said, spotted)
         if spotted:
             critique = self._critique(state, spotted[0], covered)
@@ -303,7 +304,7 @@ class Policy:
         if push is None:
             return None  # no grounded counterpoint: say nothing rather than something unfounded
         state.mistakes[p.id] = Mistake(pitfall=p.id, phase=p.phase, signal=p.signal, quote=_short(spotted.sentence, 40),
-                                       turn=len(state.turns))
+                                       turn=len(state.turns), doubt=not spotted.sure)
         state.critiques[p.id] = p.phase
         state.pending, state.pending_text = [p.signal], p.question
         text = self.prompts.say("critique", self._seed(state), quote=_quote(spotted.sentence, spotted.cue),
@@ -337,7 +338,7 @@ class Policy:
     def _record(self, state: InterviewState, det: Detection, said: str, spotted: list[Spotted]) -> list[str]:
         """Grade each signal the answer carries; keep the deepest sentence as evidence. Returns the credited ids."""
         n = len(state.turns)
-        wrong = {s.sentence for s in spotted}
+        wrong = {s.sentence for s in spotted if s.sure}  # a doubt does not take the sentence's credit away
         credited = []
         for sid in det.signals:
             graded = [(0 if q in wrong else g.depth, q, g) for q in det.sentences_for(sid)
@@ -353,15 +354,27 @@ class Policy:
                                               prompted=old.prompted if old else sid in state.pending)
         return credited
 
+    @staticmethod
+    def _confirm(state: InterviewState, spotted: list[Spotted]) -> list[Spotted]:
+        """A doubt made again, unmistakably, is charged without asking twice; doubts seen again stay as they are."""
+        for s in spotted:
+            m = state.mistakes.get(s.pitfall.id)
+            if m is not None and s.sure:
+                m.doubt, m.fixed = False, False
+        return [s for s in spotted if s.pitfall.id not in state.mistakes]
+
     def _check_fix(self, state: InterviewState, reading: Reading) -> None:
-        """An answer right after pushback that no longer makes the mistake fixes it (partly recovers the grade)."""
+        """An answer right after pushback that no longer makes the mistake fixes it (partly recovers the grade);
+        one that makes it again confirms a doubt (it is charged from then on)."""
         last = next((t for t in reversed(state.turns) if t.role == "interviewer"), None)
         if last is None or last.action != "critique":
             return
         open_ = [m for m in state.mistakes.values() if not m.fixed and m.turn == last.n - 1]
         for m in open_:
             again = self.spotter.spot(reading.statements, self.case.id, m.phase, skip=set(state.mistakes) - {m.pitfall})
-            if not any(s.pitfall.id == m.pitfall for s in again) and len(" ".join(reading.statements).split()) >= 6:
+            if any(s.pitfall.id == m.pitfall for s in again):
+                m.doubt = False
+            elif len(" ".join(reading.statements).split()) >= 6:
                 m.fixed, m.fix_quote = True, _short(" ".join(reading.statements), 40)
 
     def _missing(self, state: InterviewState) -> list[str]:

@@ -116,7 +116,7 @@ class Report(BaseModel):
 def depths(state: InterviewState) -> dict[str, int]:
     """Every signal's depth 0-3; a mistake never fixed holds its signal at 1 at most."""
     out = {s: state.covered[s].depth if s in state.covered else 0 for s in SIGNALS}
-    for m in state.mistakes.values():
+    for m in state.charged():
         if not m.fixed:
             out[m.signal] = min(out[m.signal], 1)
     return out
@@ -133,7 +133,7 @@ def phase_points(state: InterviewState, case: Case, phase: str, depth: dict[str,
         got = {s: max(v, r["asked_credit"] if s in state.clarified else 0.0) for s, v in got.items()}
     points = 4 * sum(weight[s] * got[s] for s in sigs) / sum(weight.values())
     hints = len(state.hints.get(phase, []))
-    mistakes = [m for m in state.mistakes.values() if m.phase == phase]
+    mistakes = [m for m in state.charged() if m.phase == phase]
     unfixed = sum(not m.fixed for m in mistakes)
     deductions = ([f"{hints} hint(s): -{r['hint_cost'] * hints:.1f}"] if hints else []) + \
         ([f"{unfixed} mistake(s) not fixed: -{r['mistake_cost'] * unfixed:.1f}"] if unfixed else []) + \
@@ -185,7 +185,7 @@ def overall(state: InterviewState, case: Case, points: dict[str, float], proc: P
     st = r["stretch"]
     score = round(st["centre"] + (st["gain"] if raw >= st["centre"] else st["low_gain"]) * (raw - st["centre"]))
     caps = []
-    unfixed = sum(not m.fixed for m in state.mistakes.values())
+    unfixed = sum(not m.fixed for m in state.charged())
     if unfixed:
         caps.append((r["mistake_caps"][min(unfixed, len(r["mistake_caps"])) - 1],
                      f"{unfixed} mistake(s) never fixed"))
@@ -250,7 +250,7 @@ def build_report(state: InterviewState, case: Case, retriever: Retriever, labels
                               why=state.covered[s].why if s in state.covered else "") for s in sigs]
         mistakes = [MistakeReport(pitfall=m.pitfall, name=names.get(m.pitfall, m.pitfall.replace("_", " ")),
                                   quote=m.quote, fixed=m.fixed, fix_quote=m.fix_quote)
-                    for m in state.mistakes.values() if m.phase == phase]
+                    for m in state.charged() if m.phase == phase]
         weak = [s for s in sigs if depth[s] <= 1 and s not in case.optional_signals] + \
                [s for s in sigs if depth[s] <= 1 and s in case.optional_signals]
         skipped = phase in state.skipped

@@ -59,6 +59,9 @@ class Mistake(BaseModel):
     turn: int
     fixed: bool = False
     fix_quote: str = ""
+    # Said in another phase and matched only loosely: pushed back on, but charged only once the
+    # candidate repeats the choice in their reply (a doubt that is never confirmed costs nothing).
+    doubt: bool = False
 
 
 class InterviewState(BaseModel):
@@ -92,6 +95,10 @@ class InterviewState(BaseModel):
 
     def candidate_turns(self, phase: str | None = None) -> list[Turn]:
         return [t for t in self.turns if t.role == "candidate" and (phase is None or t.phase == phase)]
+
+    def charged(self) -> list[Mistake]:
+        """The mistakes that count in the grade: all but doubts the candidate never confirmed."""
+        return [m for m in self.mistakes.values() if not m.doubt]
 
     def interviewer_turns(self) -> list[Turn]:
         return [t for t in self.turns if t.role == "interviewer"]

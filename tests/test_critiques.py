@@ -91,6 +91,27 @@ def test_a_choice_said_in_a_phase_where_it_is_commonly_discussed_is_judged_there
     assert "random_split_on_time_data" not in found(spotter, "serving")
 
 
+def test_a_doubt_is_pushed_back_on_but_charged_only_when_repeated(deps, monkeypatch):
+    """A data-phase mistake heard during framing, at the looser bar: asked about, never charged unless confirmed."""
+    import mlsd_bot.mistakes as mistakes
+    from mlsd_bot.report import depths, phase_points
+
+    monkeypatch.setattr(mistakes, "OFF_PHASE_FLOOR", 1.01)  # out of its phase only the doubt bar is left
+    split = "We'd shuffle the whole log and cut it 80/20 at random into train and test."
+    outcome = {}
+    for label, reply in (("dropped", "Fair point, I'd split by time instead: train on weeks one to eight, test on nine."),
+                         ("repeated", "I'd still shuffle the whole log and cut it 80/20 at random, the data is huge.")):
+        iv = _at(deps, "news_feed", 1)
+        list(iv.send(split))
+        assert iv.turn_json(iv.last_turn)["action"] == "critique"
+        assert iv.state.mistakes["random_split_on_time_data"].doubt
+        list(iv.send(reply))
+        outcome[label] = (iv.state.charged(), phase_points(iv.state, iv.case, "data", depths(iv.state))[1])
+    assert outcome["dropped"] == ([], [])
+    charged, deductions = outcome["repeated"]
+    assert [m.pitfall for m in charged] == ["random_split_on_time_data"] and not charged[0].fixed and deductions
+
+
 def test_a_fixed_mistake_recovers_part_of_the_grade(deps):
     from mlsd_bot.report import depths, phase_points
 
