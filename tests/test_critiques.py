@@ -103,8 +103,10 @@ def test_a_doubt_is_pushed_back_on_but_charged_only_when_repeated(deps, monkeypa
                          ("repeated", "I'd still shuffle the whole log and cut it 80/20 at random, the data is huge.")):
         iv = _at(deps, "news_feed", 1)
         list(iv.send(split))
-        assert iv.turn_json(iv.last_turn)["action"] == "critique"
-        assert iv.state.mistakes["random_split_on_time_data"].doubt
+        t = iv.turn_json(iv.last_turn)
+        assert t["action"] == "critique" and iv.state.mistakes["random_split_on_time_data"].doubt
+        # worded as a check of what was meant, not as a verdict
+        assert any(t["text"].startswith(o.split('"')[0]) for o in deps.prompts.options("critique_doubt"))
         list(iv.send(reply))
         outcome[label] = (iv.state.charged(), phase_points(iv.state, iv.case, "data", depths(iv.state))[1])
     assert outcome["dropped"] == ([], [])

@@ -201,6 +201,7 @@ SLOT_VARS: dict[str, set[str]] = {
     **{f"phase_open.{p}": set() for p in PHASES},
     "follow_up": {"ack", "question"},
     "critique": {"quote", "choice", "fact", "question"},
+    "critique_doubt": {"quote", "choice", "fact", "question"},
     "probe": {"question"},
     "probe_question": {"term"},
     "answer": {"facts", "go_on"},
