@@ -91,6 +91,22 @@ def test_a_choice_said_in_a_phase_where_it_is_commonly_discussed_is_judged_there
     assert "random_split_on_time_data" not in found(spotter, "serving")
 
 
+def test_a_doubt_stands_in_one_sentence_and_nearer_than_every_other_pitfall(deps, monkeypatch):
+    """With the doubt bar at its loosest, doubts still never come from the joined-up message, and a lead no
+    pitfall can have leaves none at all."""
+    import mlsd_bot.mistakes as mistakes
+
+    monkeypatch.setattr(mistakes, "OFF_PHASE_FLOOR", 1.01)
+    monkeypatch.setattr(mistakes, "DOUBT_FLOOR", -1.0)
+    monkeypatch.setattr(mistakes, "DOUBT_MARGIN", -2.0)
+    monkeypatch.setattr(mistakes, "DOUBT_LEAD", -2.0)
+    said = ["We'd shuffle the whole log at random.", "Then cut it 80/20 into train and test sets."]
+    doubts = [s for s in deps.spotter.spot(said, "news_feed", "framing") if not s.sure]
+    assert doubts and all(s.sentence in said for s in doubts)
+    monkeypatch.setattr(mistakes, "DOUBT_LEAD", 2.0)
+    assert not [s for s in deps.spotter.spot(said, "news_feed", "framing") if not s.sure]
+
+
 def test_a_doubt_is_pushed_back_on_but_charged_only_when_repeated(deps, monkeypatch):
     """A data-phase mistake heard during framing, at the looser bar: asked about, never charged unless confirmed."""
     import mlsd_bot.mistakes as mistakes
