@@ -119,7 +119,7 @@ def same_top_k(a: Retriever, b: Retriever, queries: list[dict]) -> int:
 
 def print_methods(retriever: Retriever, halves: dict[str, list[dict]], queries: list[dict]) -> None:
     """hit@K and MRR of each method on the tune half, the held-out half and all queries."""
-    methods = [(f"mlsd-bot hybrid", DENSE_WEIGHT), ("BM25 baseline", 0.0), ("dense only", 1.0)]
+    methods = [("mlsd-bot hybrid", DENSE_WEIGHT), ("BM25 baseline", 0.0), ("dense only", 1.0)]
     head = f"{'method':<18}{'dense_w':>8}" + "".join(f"{h + ' hit@5':>15}{'MRR':>6}" for h in (*HALVES, "all"))
     print(head + "\n" + "-" * len(head))
     for name, w in methods:
@@ -129,7 +129,7 @@ def print_methods(retriever: Retriever, halves: dict[str, list[dict]], queries: 
     r = score(retriever, queries, DENSE_WEIGHT)
     print("hybrid hit@5 by what a query expects (all queries): "
           + ", ".join(f"{k} {r[k]:.3f} (n={sum('+'.join(sorted(q['expect'])) == k for q in queries)})" for k in kinds))
-    print(f"misses of the hybrid: " + ("; ".join(r["misses"]) or "none"))
+    print("misses of the hybrid: " + ("; ".join(r["misses"]) or "none"))
 
 
 def sweep(retriever: Retriever, halves: dict[str, list[dict]]) -> float:

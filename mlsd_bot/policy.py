@@ -18,7 +18,6 @@ How a strong interviewer behaves, and where it is in this file:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 

@@ -5,7 +5,6 @@ state machine declared in mlsd_bot/machine.py (drawn in docs/state_machine.md)."
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 

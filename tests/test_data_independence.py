@@ -15,7 +15,6 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 

@@ -23,7 +23,7 @@ from mlsd_bot.contract import PHASES, SIGNAL_PHASE, SIGNALS, phase_signals
 from mlsd_bot.errors import BadInputError, MlsdError
 from mlsd_bot.interview import MAX_MESSAGE_CHARS, Interview
 from mlsd_bot.report import rubric
-from mlsd_bot.state import Evidence, InterviewState
+from mlsd_bot.state import Evidence
 
 ACTIONS = {"ask", "follow_up", "critique", "probe", "hint", "advance", "close", "answer", "repeat", "redirect"}
 VERDICT_IDS = {v for _, v in rubric()["verdicts"]}

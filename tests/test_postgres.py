@@ -11,7 +11,6 @@ without sticky sessions would.
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import huggingface_hub.constants
 import psycopg

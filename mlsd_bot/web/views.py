@@ -318,7 +318,7 @@ def _sparkline(runs: list[SessionSummary], title: str) -> str:
              f'stroke-opacity=".25"{dash}/>'
              f'<text x="{left - 4}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end" fill="currentColor">{v}</text>'
              for v, dash in ((0, ""), (HIRE_BAR, ' stroke-dasharray="4 3"'), (100, ""))]
-    parts.append(f'<polyline fill="none" stroke="#3b6fd8" stroke-width="2" points="'
+    parts.append('<polyline fill="none" stroke="#3b6fd8" stroke-width="2" points="'
                  + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts) + '"/>')
     parts += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.5" fill="#3b6fd8"><title>{_date(s.started)}: '
               f'{s.score}/100</title></circle>' for (a, b), s in zip(pts, runs)]
