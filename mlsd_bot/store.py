@@ -25,6 +25,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 from urllib.parse import urlparse
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory file locks
+    fcntl = None
+
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
@@ -186,6 +191,23 @@ def _stderr_progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+@contextmanager
+def _one_writer(settings: Settings) -> Iterator[None]:
+    """Hold the local store's file lock while it is built or brought up to date.
+
+    Chroma's local store is not safe with two processes writing it: two CLI runs started at once
+    on a fresh data dir (an evaluation with two workers) both built it and left an index neither
+    could read. The second process now waits, then finds the index up to date. A Chroma server
+    orders writes itself; without fcntl (Windows) there is no lock."""
+    if settings.chroma_url or fcntl is None:
+        yield
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.data_dir / "chroma.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
 def ingest(settings: Settings, progress: Callable[[str], None] | None = _stderr_progress,
            rebuild: bool = False, encoder: MiniLM | None = None) -> IngestReport:
     """Validate every note first (strict: one bad note stops it), then bring the index up to date.
@@ -195,9 +217,10 @@ def ingest(settings: Settings, progress: Callable[[str], None] | None = _stderr_
     everything with the model, as bench/retrieval.py does to time a cold ingest.
     """
     notes = load_notes(settings.knowledge_dir)
-    if rebuild:
-        _discard(settings)
-    return _open(settings, encoder).ingest(notes, progress)
+    with _one_writer(settings):
+        if rebuild:
+            _discard(settings)
+        return _open(settings, encoder).ingest(notes, progress)
 
 
 def _open(settings: Settings, encoder: MiniLM | None = None) -> KnowledgeIndex:
@@ -282,15 +305,16 @@ def open_index(settings: Settings, build_if_missing: bool = True, notes: list[No
     notes are read here and each broken one is a one-line warning: it keeps whatever the
     index held for it, every other note is refreshed.
     """
-    index = _open(settings)
-    if index.is_empty() and not build_if_missing:
-        raise IndexMissingError()
-    if notes is None:
-        notes, broken = read_notes(settings.knowledge_dir)
-        for error in broken:
-            print(f"mlsd-bot: warning: {out_of_service(error)}", file=sys.stderr)
-        keep = [e.path for e in broken]
-    if not notes and index.is_empty():
-        raise IndexMissingError()
-    index.ingest(notes, _stderr_progress, keep=keep)
+    with _one_writer(settings):
+        index = _open(settings)
+        if index.is_empty() and not build_if_missing:
+            raise IndexMissingError()
+        if notes is None:
+            notes, broken = read_notes(settings.knowledge_dir)
+            for error in broken:
+                print(f"mlsd-bot: warning: {out_of_service(error)}", file=sys.stderr)
+            keep = [e.path for e in broken]
+        if not notes and index.is_empty():
+            raise IndexMissingError()
+        index.ingest(notes, _stderr_progress, keep=keep)
     return index

@@ -233,3 +233,18 @@ def test_search_keeps_serving_the_index_when_a_note_breaks(cli, tmp_path):
     _check_hits(hits, 3, phase="monitoring")
     warning = proc.stderr.strip()
     assert warning.count("\n") == 0 and "case_studies/broken.md" in warning and "previous index" in warning
+
+
+def test_first_runs_started_together_share_one_build(real_index_settings, subprocess_env, tmp_path: Path) -> None:
+    """Three `search` runs started at once on an empty data dir (an evaluation with two or more workers)
+    all answer, and the index they leave is readable: the build is one writer's, the others wait for it."""
+    env = subprocess_env(MLSD_DATA_DIR=str(tmp_path / "fresh"), MLSD_KNOWLEDGE_DIR=str(real_index_settings.knowledge_dir))
+    run = [str(MLSD_BOT), "search", "position bias in clicks", "--json"]
+    procs = [subprocess.Popen(run, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    results = [(*p.communicate(timeout=300), p.returncode) for p in procs]
+    for out, err, code in results:
+        assert code == 0, err
+        assert json.loads(out)
+    again = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and json.loads(again.stdout), again.stderr
