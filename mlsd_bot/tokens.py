@@ -45,4 +45,6 @@ def seed_cache(cache_dir: Path) -> None:
     target = Path(os.environ["TIKTOKEN_CACHE_DIR"]) / _CL100K_CACHE_KEY
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shipped, target)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        shutil.copyfile(shipped, tmp)
+        os.replace(tmp, target)  # atomic: a process starting alongside never reads half a file
