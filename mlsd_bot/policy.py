@@ -306,7 +306,8 @@ class Policy:
                                        turn=len(state.turns), doubt=not spotted.sure)
         state.critiques[p.id] = p.phase
         state.pending, state.pending_text = [p.signal], p.question
-        text = self.prompts.say("critique" if spotted.sure else "critique_doubt", self._seed(state), quote=_quote(spotted.sentence, spotted.cue),
+        slot = "critique" if spotted.sure else "critique_doubt"
+        text = self.prompts.say(slot, self._seed(state), quote=_quote(spotted.sentence, spotted.cue),
                                 choice=p.name, fact=push.sentence, question=p.question)
         return Decision("critique", state.phase, text, topic=p.signal, covered=covered, citations=[push.citation],
                         facts=[push.sentence])

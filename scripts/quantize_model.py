@@ -12,8 +12,8 @@ The weights use 7 of their 8 bits (`reduce_range`): on x86 CPUs without VNNI (AV
 onnxruntime multiplies uint8 activations by int8 weights with an instruction that saturates
 a pair's sum at 32767, so full-range weights gave vectors that differ by CPU (cosine ~0.99
 between the vectors shipped from an earlier machine and an AVX2-only one; that the saturation
-is the cause is our reading of it). With 7-bit weights no pair can saturate, the integer
-products are exact everywhere, and the shipped vectors are what every CPU computes.
+is the cause is our reading of it). With 7-bit weights no pair can saturate, so the integer
+products should be exact everywhere; checked so far on the AVX2-only machine, not on a VNNI one.
 
 Both steps are deterministic for the pinned onnxruntime and onnx: tests/test_shipped_model.py
 re-runs this script and checks the bytes against the shipped file's sha256.
