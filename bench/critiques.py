@@ -6,6 +6,11 @@ challenged on point when that turn is a `critique` naming one of the item's `abo
 words; a correct answer raises a false alarm when it gets such a critique.
 usage: python bench/critiques.py [--split tune|heldout|all] [--show N] [--data PATH]
 (--data scores another labeled file of the same shape, e.g. bench/data/critiques_blind.jsonl.)
+
+Rows are split by case (bench/split.yaml) unless they carry a `half` of their own, as
+bench/data/critiques_wide.jsonl does: there the tune cases' rows alternate between a tune and a
+held-out half, so its held-out figure comes in two parts: unseen messages on cases whose rows were
+tuned on (the situation of the shared evaluation sets), and cases never tuned on.
 """
 
 from __future__ import annotations
@@ -82,10 +87,25 @@ def critique_figures(split_name: str = "all", show: int = 0, data: Path = DEFAUL
     split = yaml.safe_load((ROOT / "bench" / "split.yaml").read_text())
     items = load_items(data)
     deps = build_deps(load_settings(), voice="offline")
-    for name in (["tune", "heldout"] if split_name == "all" else [split_name]):
-        part = [i for i in items if i["case"] in split[name]]
+    for name, part in parts(items, split, split_name):
         recall, false = score(deps, part, show)
         print(f"critiques ({name}, {len(part)} messages): recall {recall:.2f}, false alarms {false:.2f}")
+
+
+def parts(items: list[dict], split: dict, split_name: str) -> list[tuple[str, list[dict]]]:
+    """The rows of each half to report: by case, or by each row's own `half` where rows carry one."""
+    names = ["tune", "heldout"] if split_name == "all" else [split_name]
+    if not any("half" in i for i in items):
+        return [(n, [i for i in items if i["case"] in split[n]]) for n in names]
+    out = []
+    for n in names:
+        rows = [i for i in items if i.get("half") == n]
+        if n == "heldout":  # unseen rows of tuned cases, then cases never tuned on
+            out.append(("heldout rows of tune cases", [i for i in rows if i["case"] in split["tune"]]))
+            out.append(("heldout cases", [i for i in rows if i["case"] not in split["tune"]]))
+        else:
+            out.append((n, rows))
+    return out
 
 
 def main() -> None:
