@@ -61,6 +61,7 @@ def score(deps, items: list[dict], show: int = 0) -> tuple[float, float]:
 
 
 DEFAULT_DATA = ROOT / "bench" / "data" / "critiques.jsonl"
+WIDE = ROOT / "bench" / "data" / "critiques_wide.jsonl"  # written blind by six writers; rows carry their half
 
 
 def load_items(path: Path) -> list[dict]:

@@ -6,7 +6,8 @@ Prints, in one run:
   cases whose messages the thresholds were chosen on, bench/tune_signals.py) and
   the held-out half (never looked at while tuning), split by case (bench/split.yaml);
 - grading error against expert grades (bench/personas.py) and critique recall and false
-  alarms (bench/critiques.py), tune and held-out cases side by side;
+  alarms (bench/critiques.py), tune and held-out cases side by side, and on the wider blind
+  set (bench/data/critiques_wide.jsonl) whose held-out half also has unseen rows of tuned cases;
 - engine time per candidate turn (p50/p99, in-process, excluding start-up) over
   full interviews replayed from the same messages, one interview per case.
 Usage: .venv/bin/python bench/interview.py
@@ -25,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from critiques import critique_figures  # noqa: E402  (bench/ is on sys.path: run as a script)
+from critiques import WIDE, critique_figures  # noqa: E402  (bench/ is on sys.path: run as a script)
 from halves import HALVES, by_half  # noqa: E402
 from personas import grading_error  # noqa: E402
 from mlsd_bot.config import load_settings  # noqa: E402
@@ -116,6 +117,7 @@ def main() -> None:
     detection(rows)
     grading_error()  # bench/personas.py: expert-graded interviews, tune and held-out
     critique_figures()  # bench/critiques.py: mistakes and look-alikes, tune and held-out
+    critique_figures(data=WIDE)  # ... and the wider blind set, split by row within the tune cases
     engine_timing(rows)
 
 
