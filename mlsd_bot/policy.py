@@ -152,11 +152,13 @@ class Policy:
                 or self.advance(state, ack, reason="covered", covered=covered))
 
     def _on_question(self, state: InterviewState, reading: Reading) -> Decision:
-        """Answer from the case's facts; statements in the same message still count."""
+        """Answer from the case's facts; statements in the same message still count (a mistaken one earns nothing)."""
         covered: list[str] = []
         if reading.statements:
             said = " ".join(reading.statements)
-            covered = self._record(state, self.detector.detect(said, state.phase, context=state.pending), said, [])
+            wrong = [s for s in self.spotter.spot(reading.statements, self.case.id, state.phase,
+                                                  skip={m.pitfall for m in state.charged()}) if s.sure]
+            covered = self._record(state, self.detector.detect(said, state.phase, context=state.pending), said, wrong)
         asked = " ".join(reading.questions)
         heard = self.detector.detect(asked, state.phase)
         topics = heard.signals

@@ -72,6 +72,19 @@ def test_a_mistake_is_challenged_and_its_rejection_is_not(deps, case, steps, mis
     assert not iv2.state.mistakes
 
 
+@pytest.mark.parametrize("statement, credited", [
+    ("For evaluation, the fraud model gets judged on accuracy over last month's transactions.", False),
+    ("For evaluation, the fraud model gets judged on PR-AUC and recall at a fixed false-positive rate "
+     "over last month's transactions.", True),
+])
+def test_a_mistaken_statement_beside_a_question_earns_no_credit(deps, statement, credited):
+    iv = _at(deps, "fraud_detection", 4)
+    list(iv.send("How many transactions per second do we see at peak? " + statement))
+    assert iv.turn_json(iv.last_turn)["action"] == "answer"  # the question is answered either way
+    assert ("offline_metrics" in iv.state.covered) is credited
+    assert set(iv.state.covered) <= {"offline_metrics"}  # and the mistake is not credited as anything else
+
+
 def test_a_choice_said_in_a_phase_where_it_is_commonly_discussed_is_judged_there(deps, monkeypatch):
     """`also_in`: a random split said while discussing evaluation is heard as in-phase; in serving it is not."""
     import copy
