@@ -131,8 +131,7 @@ class Policy:
         if not det.signals and det.relevance < OFF_TOPIC_FLOOR and not self.grader.named_term(said):
             return self._redirect(state, "off_topic")
         self._check_fix(state, reading)
-        spotted = self._confirm(state, self.spotter.spot(reading.statements, self.case.id, state.phase,
-                                                         skip={m.pitfall for m in state.charged()}))
+        spotted = self._confirm(state, self._spot(state, reading))
         covered = self._record(state, det, said, spotted)
         if spotted:
             critique = self._critique(state, spotted[0], covered)
@@ -156,9 +155,8 @@ class Policy:
         covered: list[str] = []
         if reading.statements:
             said = " ".join(reading.statements)
-            wrong = [s for s in self.spotter.spot(reading.statements, self.case.id, state.phase,
-                                                  skip={m.pitfall for m in state.charged()}) if s.sure]
-            covered = self._record(state, self.detector.detect(said, state.phase, context=state.pending), said, wrong)
+            covered = self._record(state, self.detector.detect(said, state.phase, context=state.pending), said,
+                                   self._spot(state, reading))
         asked = " ".join(reading.questions)
         heard = self.detector.detect(asked, state.phase)
         topics = heard.signals
@@ -355,6 +353,11 @@ class Policy:
                                               depth=depth, why=grade.why,
                                               prompted=old.prompted if old else sid in state.pending)
         return credited
+
+    def _spot(self, state: InterviewState, reading: Reading) -> list[Spotted]:
+        """The mistakes in the candidate's statements, minus those already charged."""
+        return self.spotter.spot(reading.statements, self.case.id, state.phase,
+                                 skip={m.pitfall for m in state.charged()})
 
     @staticmethod
     def _confirm(state: InterviewState, spotted: list[Spotted]) -> list[Spotted]:
